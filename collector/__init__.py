@@ -1,0 +1,1 @@
+"""weibao collector: ingest, storage, contract rules, tickets and reports."""
