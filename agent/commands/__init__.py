@@ -1,0 +1,1 @@
+"""Handlers of the one-shot ``weibao`` subcommands (check, poll, inspect, demo)."""

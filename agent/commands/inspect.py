@@ -1,0 +1,74 @@
+"""``weibao inspect``: poll everything, evaluate the hidden-danger checks, write the inspection report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.commands._common import inventory_or_exit
+from agent.errors import ConfigError
+from agent.inventory import Device
+from agent.model import PollResult, Protocol, utcnow
+from agent.runner import ALL_PROTOCOLS, poll_once
+from agent.state import StateStore
+
+
+def _needs_second_reading(results: Sequence[PollResult]) -> set[str]:
+    """Devices whose interface counters were read for the first time: rates need a second reading."""
+    have_status: set[str] = set()
+    have_rate: set[str] = set()
+    for r in results:
+        if r.protocol is not Protocol.SNMP:
+            continue
+        for s in r.samples:
+            if s.metric == "if.oper_up":
+                have_status.add(r.device)
+            elif s.metric == "if.in_bps":
+                have_rate.add(r.device)
+    return have_status - have_rate
+
+
+async def collect(devices: Sequence[Device], state: StateStore, config_dir: Path,
+                  settle_s: float) -> list[PollResult]:
+    """One full round; SNMP is read again after ``settle_s`` where rates had no earlier reading."""
+    results = await poll_once(devices, ALL_PROTOCOLS, state, config_dir)
+    again = _needs_second_reading(results)
+    if again and settle_s > 0:
+        await asyncio.sleep(settle_s)
+        chosen = [d for d in devices if d.name in again]
+        second = await poll_once(chosen, {Protocol.SNMP}, state, config_dir)
+        replaced = {r.device for r in second}
+        results = [r for r in results
+                   if not (r.protocol is Protocol.SNMP and r.device in replaced)] + second
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.inspection import History, inspect, load_inspection_rules, write_report
+
+    inventory = inventory_or_exit(args.inventory)
+    if inventory is None:
+        return 2
+    try:
+        rules = load_inspection_rules(args.rules / "inspection.yaml")
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    devices = list(inventory.devices.values())
+    state = StateStore.in_dir(args.data)
+    results = asyncio.run(collect(devices, state, args.data / "configs", args.settle))
+    history = History.load(args.data)
+    inspection = inspect(devices, results, rules, history, now=utcnow())
+    path = write_report(inspection, args.out, lang=args.lang, site=inventory.site)
+    history.update(results)
+    history.save()
+    state.save()
+    s = inspection.summary
+    print(f"{s.checked} devices checked: {s.healthy} healthy, {s.with_findings} with findings, "
+          f"{s.unreachable} unreachable")
+    print(f"report: {path.resolve()}")
+    return 0

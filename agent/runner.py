@@ -1,0 +1,92 @@
+"""One polling round over chosen devices and protocols, and the derived ``up`` metric."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from agent.inventory import Device
+from agent.model import PollResult, Protocol, Sample, utcnow
+from agent.state import StateStore
+
+log = logging.getLogger(__name__)
+
+ALL_PROTOCOLS: frozenset[Protocol] = frozenset(Protocol)
+
+
+def _answered(result: PollResult) -> bool | None:
+    """Whether this result shows the device answering; None when the protocol says nothing either way."""
+    if result.protocol is Protocol.ICMP:
+        for s in result.samples:
+            if s.metric == "icmp.loss_pct":
+                return s.value < 100.0
+        return None if result.errors else False
+    metric = f"{result.protocol.value}.up"
+    for s in result.samples:
+        if s.metric == metric:
+            return s.value >= 1.0
+    return None
+
+
+def derive_up(device: Device, results: Sequence[PollResult], ts: datetime) -> Sample | None:
+    """``up`` is 1 when ICMP or SNMP answered, 0 when they were asked and neither did.
+
+    SSH alone does not decide: it runs daily, and a login failure is not an outage. None when no
+    probe that decides was run for this device.
+    """
+    verdicts = [_answered(r) for r in results
+                if r.device == device.name and r.protocol in (Protocol.ICMP, Protocol.SNMP)]
+    known = [v for v in verdicts if v is not None]
+    if not known:
+        return None
+    return Sample(device.name, "up", 1.0 if any(known) else 0.0, ts)
+
+
+async def poll_once(devices: Sequence[Device], protocols: Collection[Protocol] = ALL_PROTOCOLS,
+                    state: StateStore | None = None, config_dir: Path | None = None) -> list[PollResult]:
+    """Poll every device once with each chosen protocol, all protocols concurrently.
+
+    Returns the pollers' results plus, per device, an ICMP/SNMP-derived ``up`` sample appended to the
+    first result of that device. Never raises for a device failure.
+    """
+    state = state if state is not None else StateStore()
+    ts = utcnow()
+    jobs: list[asyncio.Task[list[PollResult]]] = []
+    snmp_poller = None
+    if Protocol.ICMP in protocols:
+        from agent.pollers.icmp import ping_many
+
+        targets = [d for d in devices if d.icmp is not None]
+        if targets:
+            jobs.append(asyncio.create_task(ping_many(targets)))
+    if Protocol.SNMP in protocols:
+        from agent.pollers.snmp import SnmpPoller
+
+        targets = [d for d in devices if d.snmp is not None]
+        if targets:
+            snmp_poller = SnmpPoller(state)
+            jobs.append(asyncio.create_task(snmp_poller.poll_many(targets)))
+    if Protocol.SSH in protocols:
+        from agent.pollers.ssh import SshPoller
+
+        targets = [d for d in devices if d.ssh is not None]
+        if targets:
+            jobs.append(asyncio.create_task(SshPoller(state, config_dir).poll_many(targets)))
+    try:
+        batches = await asyncio.gather(*jobs)
+    finally:
+        if snmp_poller is not None:
+            snmp_poller.close()
+    results = [r for batch in batches for r in batch]
+    by_device: dict[str, list[PollResult]] = {}
+    for r in results:
+        by_device.setdefault(r.device, []).append(r)
+    for device in devices:
+        mine = by_device.get(device.name, [])
+        up = derive_up(device, mine, ts)
+        if up is not None and mine:
+            mine[0].samples.append(up)
+    return results
