@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 log = logging.getLogger("weibao")
@@ -58,14 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the simulated devices running until Ctrl-C")
     p.set_defaults(handler=_lazy("agent.commands.demo", "run"))
 
-    for module in ("agent.daemon_cli", "collector.cli"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError as exc:
-            if exc.name is not None and module.startswith(exc.name):
-                continue
-            raise
-        mod.register(sub)
+    for ep in sorted(entry_points(group="weibao.commands"), key=lambda e: e.name):
+        ep.load()(sub)
     return parser
 
 

@@ -114,7 +114,7 @@ def pydantic_problems(src: Located, exc: Any, prefix: PathKey = ()) -> list[Prob
                 clean.append(part)
                 cur = nxt
         full = (*prefix, *clean)
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,8 @@ def _validate(loader: Callable[[Path], Any], path: Path) -> list[Problem]:
 
 
 def rule_loaders() -> dict[str, Callable[[Path], Any]]:
-    """The rule files weibao knows, by file name, with the function that validates each."""
-    loaders: dict[str, Callable[[Path], Any]] = {}
-    from agent.inspection.rules import load_inspection_rules
-
-    loaders["inspection.yaml"] = load_inspection_rules
-    from collector.contract.rules import load_contract_rules
-
-    loaders["contract.yaml"] = load_contract_rules
-    return loaders
+    """The rule files weibao knows, by file name, with the function that validates each (entry points)."""
+    return {ep.name: ep.load() for ep in entry_points(group="weibao.rules")}
 
 
 def run(args: argparse.Namespace) -> int:

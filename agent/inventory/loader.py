@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from agent.errors import ConfigError, Problem
 from agent.inventory.model import (
+    Credential,
     Device,
     DeviceEntry,
-    InventoryFile,
     Inventory,
+    InventoryFile,
     Layer,
     SnmpCredential,
     SnmpSettings,
@@ -25,6 +26,7 @@ from agent.inventory.secrets import load_secrets_file, resolve_refs
 from agent.yamlsrc import Located, load_yaml, pydantic_problems
 
 _NESTED = ("snmp", "ssh", "icmp", "schedule", "asset")
+_CREDENTIAL: TypeAdapter[Credential] = TypeAdapter(Credential)
 
 
 def _merge(layers: list[Layer]) -> dict[str, Any]:
@@ -79,67 +81,103 @@ def load_inventory(path: Path | str, *, env: Mapping[str, str] | None = None,
     raw = dict(src.data)
 
     secrets: dict[str, str] | None = None
+    secrets_failed = False
     if raw.get("secrets_file") is not None:
         sfile = Path(str(raw["secrets_file"])).expanduser()
         if not sfile.is_absolute():
             sfile = path.parent / sfile
         secrets, sproblems = load_secrets_file(sfile)
+        secrets_failed = bool(sproblems)
         problems.extend(src.problem(("secrets_file",), p.message) for p in sproblems)
 
     def on_problem(p: tuple[str | int, ...], msg: str) -> None:
         problems.append(src.problem(p, msg))
 
-    if isinstance(raw.get("credentials"), dict):
-        raw["credentials"] = resolve_refs(raw["credentials"], ("credentials",), env, secrets, on_problem)
-
-    # devices are validated one by one so that one bad device does not hide the problems of the others
-    raw_devices = raw.get("devices")
+    # Each section, credential, group and device is validated on its own, so that one mistake hides no
+    # other; what depends on a broken part is skipped rather than reported a second time.
+    credentials: dict[str, Credential] = {}
+    broken: set[str] = set()
+    raw_creds = raw.pop("credentials", None)
+    if raw_creds is not None and not isinstance(raw_creds, dict):
+        problems.append(src.problem(("credentials",), "credentials is a mapping of name to credential"))
+    for name, item in (raw_creds or {}).items():
+        item = resolve_refs(item, ("credentials", name), env, secrets, on_problem, secrets_failed=secrets_failed)
+        try:
+            credentials[name] = _CREDENTIAL.validate_python(item)
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(src, exc, ("credentials", name)))
+            broken.add(name)
+    groups: dict[str, Layer] = {}
+    raw_groups = raw.pop("groups", None)
+    if raw_groups is not None and not isinstance(raw_groups, dict):
+        problems.append(src.problem(("groups",), "groups is a mapping of name to settings"))
+    for name, item in (raw_groups or {}).items():
+        try:
+            groups[name] = Layer.model_validate(item or {})
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(src, exc, ("groups", name)))
+            broken.add(name)
+    raw_devices = raw.pop("devices", None)
     entries: list[tuple[int, DeviceEntry]] = []
-    if isinstance(raw_devices, list):
-        raw["devices"] = []
-        for i, item in enumerate(raw_devices):
-            try:
-                entries.append((i, DeviceEntry.model_validate(item)))
-            except ValidationError as exc:
-                problems.extend(pydantic_problems(src, exc, ("devices", i)))
+    if not isinstance(raw_devices, list):
+        problems.append(src.problem(("devices",) if raw_devices is not None else (),
+                                    "devices is a list of devices" if raw_devices is not None
+                                    else "devices: required key is missing"))
+        raw_devices = []
+    for i, item in enumerate(raw_devices):
+        try:
+            entries.append((i, DeviceEntry.model_validate(item)))
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(src, exc, ("devices", i)))
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                broken.add(item["name"])
     try:
-        doc = InventoryFile.model_validate(raw)
+        doc = InventoryFile.model_validate({**raw, "devices": []})
     except ValidationError as exc:
         problems.extend(pydantic_problems(src, exc))
-        raise ConfigError(problems) from None
-    devices = _resolve(doc, entries, src, problems)
+        doc = InventoryFile.model_construct(site="?", defaults=Layer(), devices=[])
+        broken.add("defaults")
+    doc = doc.model_copy(update={"credentials": credentials, "groups": groups})
+
+    devices = _resolve(doc, entries, src, problems, broken)
     if problems:
         raise ConfigError(problems)
     return Inventory(site=doc.site, source=str(path), devices=devices)
 
 
 def _resolve(doc: InventoryFile, entries: list[tuple[int, DeviceEntry]], src: Located,
-             problems: list[Problem]) -> dict[str, Device]:
+             problems: list[Problem], broken: set[str]) -> dict[str, Device]:
+    """Merge the layers of every device and cross-check names; ``broken`` parts were reported already."""
+    report = problems
+    if "defaults" in broken:
+        problems = []  # a device built on broken defaults would only repeat the same mistake
     devices: dict[str, Device] = {}
     first_line: dict[str, int | None] = {}
     for i, entry in entries:
         where = ("devices", i)
-        if entry.name in devices or entry.name in first_line:
-            problems.append(src.problem((*where, "name"),
+        if entry.name in first_line:
+            report.append(src.problem((*where, "name"),
                                         f"duplicate device {entry.name!r} (first on line {first_line[entry.name]})"))
             continue
         first_line[entry.name] = src.line_of((*where, "name"))
         layers: list[Layer] = [doc.defaults]
         if entry.group is not None:
             if entry.group not in doc.groups:
-                problems.append(src.problem((*where, "group"), f"unknown group {entry.group!r}"))
+                if entry.group not in broken:
+                    report.append(src.problem((*where, "group"), f"unknown group {entry.group!r}"))
                 continue
             layers.append(doc.groups[entry.group])
         layers.append(entry)
-        device = _device(entry, _merge(layers), doc, src, where, problems)
+        device = _device(entry, _merge(layers), doc, src, where, problems, broken)
         if device is not None:
             devices[device.name] = device
 
+    problems = report
     for i, entry in entries:
         dev = devices.get(entry.name)
-        if dev is None or dev.depends_on is None:
+        if dev is None or dev.depends_on is None or first_line[entry.name] != src.line_of(("devices", i, "name")):
             continue
-        if dev.depends_on not in first_line:
+        if dev.depends_on not in first_line and dev.depends_on not in broken:
             problems.append(src.problem(("devices", i, "depends_on"),
                                         f"depends_on names unknown device {dev.depends_on!r}"))
         elif dev.depends_on == dev.name:
@@ -155,7 +193,7 @@ def _resolve(doc: InventoryFile, entries: list[tuple[int, DeviceEntry]], src: Lo
 
 
 def _device(entry: DeviceEntry, merged: dict[str, Any], doc: InventoryFile, src: Located,
-            where: tuple[str | int, ...], problems: list[Problem]) -> Device | None:
+            where: tuple[str | int, ...], problems: list[Problem], broken: set[str]) -> Device | None:
     ok = True
     for key in ("kind", "category"):
         if merged.get(key) is None:
@@ -177,6 +215,9 @@ def _device(entry: DeviceEntry, merged: dict[str, Any], doc: InventoryFile, src:
             ok = False
             continue
         cred = doc.credentials.get(cred_name)
+        if cred is None and cred_name in broken:
+            ok = False
+            continue
         if cred is None:
             problems.append(src.problem(_cred_path(src, where, proto), f"unknown credential {cred_name!r}"))
             ok = False
@@ -186,7 +227,7 @@ def _device(entry: DeviceEntry, merged: dict[str, Any], doc: InventoryFile, src:
                                         f"credential {cred_name!r} is of type {cred.type}, not {proto}"))
             ok = False
             continue
-        merged[proto] = target(credential_name=cred_name, credential=cred, **settings)  # type: ignore[arg-type]
+        merged[proto] = target(credential_name=cred_name, credential=cred, **settings)
 
     icmp = merged.pop("icmp", None) or {}
     if icmp.pop("enabled", None) is False:

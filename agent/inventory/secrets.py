@@ -1,4 +1,4 @@
-"""Secret references in configuration: ``${ENV_VAR}`` from the environment, ``${secret:NAME}`` from a secrets file.
+"""Secret references: ``${ENV_VAR}`` from the environment, ``${secret:NAME}`` from a secrets file.
 
 The secrets file is YAML mapping names to values and must be readable by its owner alone (mode 0600 or
 stricter); a group- or world-readable file is refused, as ssh refuses a too-open private key.
@@ -6,7 +6,6 @@ stricter); a group- or world-readable file is refused, as ssh refuses a too-open
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from collections.abc import Mapping
@@ -42,12 +41,18 @@ def load_secrets_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
 
 
 def resolve_refs(value: Any, path: tuple[str | int, ...], env: Mapping[str, str],
-                 secrets: Mapping[str, str] | None, on_problem: Any) -> Any:
-    """Replace every ``${...}`` string in ``value`` (recursively); report what cannot be resolved."""
+                 secrets: Mapping[str, str] | None, on_problem: Any, *, secrets_failed: bool = False) -> Any:
+    """Replace every ``${...}`` string in ``value`` (recursively); report what cannot be resolved.
+
+    ``secrets_failed``: the secrets file could not be used (already reported), so references into it
+    are not reported again one by one.
+    """
     if isinstance(value, dict):
-        return {k: resolve_refs(v, (*path, k), env, secrets, on_problem) for k, v in value.items()}
+        return {k: resolve_refs(v, (*path, k), env, secrets, on_problem, secrets_failed=secrets_failed)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_refs(v, (*path, i), env, secrets, on_problem) for i, v in enumerate(value)]
+        return [resolve_refs(v, (*path, i), env, secrets, on_problem, secrets_failed=secrets_failed)
+                for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
     m = REF.match(value)
@@ -59,6 +64,8 @@ def resolve_refs(value: Any, path: tuple[str | int, ...], env: Mapping[str, str]
             on_problem(path, f"environment variable {m['env']} is not set")
             return value
         return env[m["env"]]
+    if secrets_failed:
+        return value
     if secrets is None:
         on_problem(path, f"refers to secret {m['secret']!r} but the inventory names no secrets_file")
         return value
