@@ -38,7 +38,7 @@ class Sample:
     metric: str
     value: float
     ts: datetime
-    labels: Mapping[str, str] = _EMPTY
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

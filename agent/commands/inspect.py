@@ -62,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
     state = StateStore.in_dir(args.data)
     results = asyncio.run(collect(devices, state, args.data / "configs", args.settle))
     history = History.load(args.data)
-    inspection = inspect(devices, results, rules, history, now=utcnow())
+    now = utcnow()
+    inspection = inspect(devices, results, rules, history, now=now)
     path = write_report(inspection, args.out, lang=args.lang, site=inventory.site)
-    history.update(results)
+    history.update(results, metrics=rules.remembered_metrics, now=now)
     history.save()
     state.save()
     s = inspection.summary

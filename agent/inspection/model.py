@@ -51,7 +51,7 @@ class Finding:
     recommendation: Text
     metric: str | None = None
     label: str = ""
-    value: str = ""  # the evidence, formatted
+    value: Text = Text("", "")  # the evidence, formatted per language
     threshold: str = ""  # the limit it was compared with, formatted with its operator ("≥ 85")
 
 

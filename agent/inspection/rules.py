@@ -22,6 +22,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,6 +47,7 @@ METRICS: frozenset[str] = frozenset({
 PLACEHOLDERS: frozenset[str] = frozenset({"device", "value", "threshold", "label", "previous", "protocol",
                                           "error"})
 UPTIME_METRIC = "sys.uptime_s"
+FILE_NAME = "inspection.yaml"
 
 Limit = Annotated[float, Field(strict=True)]  # "85" in quotes is a mistake worth reporting
 
@@ -189,8 +191,14 @@ class InspectionRules:
 
 
 def load_inspection_rules(path: Path) -> InspectionRules:
-    """Load and validate an inspection rules file; ConfigError lists every problem with file, line and key."""
-    src = load_yaml(Path(path))
+    """Load and validate an inspection rules file; ConfigError lists every problem with file, line and key.
+
+    ``path`` may also be the rules directory, in which case its ``inspection.yaml`` is loaded.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
+    src = load_yaml(path)
     if not isinstance(src.data, dict):
         raise ConfigError([Problem(src.file, 1, "", "an inspection rules file is a mapping with "
                                                     "'version: 1' and 'checks'")])
@@ -247,7 +255,7 @@ def _semantics(src: Located, where: tuple[str | int, ...], check: Check, problem
         upward = check.op in (">=", ">")
         if check.op == "==" and len(limits) > 1:
             problems.append(src.problem((*where, "levels"), "'==' takes a single level"))
-        elif any((a < b) if upward else (a > b) for a, b in zip(limits, limits[1:], strict=False)):
+        elif any((a < b) if upward else (a > b) for a, b in pairwise(limits)):
             order = "higher" if upward else "lower"
             problems.append(src.problem((*where, "levels"),
                                         f"with op {check.op!r} a worse severity needs a {order} or equal limit"))
