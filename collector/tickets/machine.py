@@ -38,12 +38,13 @@ def allowed(state: TicketState | None, action: Action) -> frozenset[TicketState]
     return TRANSITIONS.get((state, action), frozenset())
 
 
-def _check(ticket_id: str, state: TicketState | None, action: Action, target: TicketState) -> None:
+def _check(ticket_id: str, state: TicketState | None, action: Action, target: TicketState | None) -> None:
     targets = allowed(state, action)
     if not targets:
         raise IllegalTransition(ticket_id, state, action, "not allowed by the transition table")
     if target not in targets:
-        raise IllegalTransition(ticket_id, state, action, f"cannot lead to {target.value}")
+        where = target.value if target is not None else "an unnamed state"
+        raise IllegalTransition(ticket_id, state, action, f"cannot lead to {where}")
 
 
 def _aware(ticket_id: str, action: Action, at: datetime) -> None:
@@ -57,8 +58,12 @@ def _apply(ticket: Ticket, action: Action, at: datetime, actor: str, *, note: st
     _aware(ticket.id, action, at)
     if not actor:
         raise IllegalTransition(ticket.id, ticket.state, action, "every change needs an actor")
-    to_state = ticket.state if target is None else target
-    _check(ticket.id, ticket.state, action, to_state)
+    targets = allowed(ticket.state, action)
+    if target is None and len(targets) == 1:
+        (target,) = targets
+    _check(ticket.id, ticket.state, action, target)
+    assert target is not None  # _check refused every other case
+    to_state = target
     if ticket.events and at < ticket.events[-1].at:
         raise IllegalTransition(ticket.id, ticket.state, action,
                                 f"{at.isoformat()} is before the ticket's last change "

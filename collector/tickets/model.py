@@ -20,8 +20,9 @@ CLIENT = "client"  # conventional actor of a client's confirmation
 LEVELS = (1, 2, 3)
 LEVEL_NAMES_ZH: Mapping[int, str] = {1: "一级（重大）", 2: "二级（严重）", 3: "三级（一般）"}
 
-# a restored fault that returns within this window re-opens its ticket instead of opening a new one
-DEFAULT_REOPEN_WINDOW = timedelta(hours=1)
+# a restored fault that returns within this window re-opens its ticket instead of opening a new one; the
+# contract rules carry the configured value (rules/contract.yaml, evaluation.reopen_window)
+DEFAULT_REOPEN_WINDOW = timedelta(minutes=30)
 # a restored ticket without feedback for two weeks is closed (contract.md, "Clocks")
 AUTO_CLOSE_AFTER = timedelta(days=14)
 

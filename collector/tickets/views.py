@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from collector.contract.calendar import WorkingCalendar
+from collector.contract.clocks import Clocks, Pause, compute_clocks
+from collector.contract.rules import ClockRules
 from collector.tickets.model import LEVEL_NAMES_ZH, Ticket, TicketEvent
 
 CLOCK_NAMES = ("response", "restoration", "report")
@@ -47,6 +50,17 @@ def event_json(event: TicketEvent) -> dict[str, Any]:
         "to_level": event.to_level,
         "devices": list(event.devices),
     }
+
+
+def ticket_clocks(ticket: Ticket, *, calendar: WorkingCalendar, limits: ClockRules, now: datetime,
+                  pauses: Sequence[Pause] = ()) -> Clocks:
+    """The ticket's three clocks as of ``now``, at its current level, from its opening (contract.md)."""
+    return compute_clocks(ticket.level, ticket.opened_at, ticket.accepted_at, ticket.restored_at,
+                          ticket.reported_at, pauses, calendar, now, limits=limits)
+
+
+def clocks_by_name(clocks: Clocks) -> dict[str, ClockLike]:
+    return {c.name.value: c for c in clocks}
 
 
 def ticket_json(ticket: Ticket, clocks: Mapping[str, ClockLike] | None = None, *,

@@ -1,0 +1,1 @@
+"""Fault tickets: model and transition table, pure state machine, SQL persistence, JSON views."""

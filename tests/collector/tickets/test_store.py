@@ -1,0 +1,133 @@
+"""Ticket persistence on SQLite and on a real PostgreSQL started by the test: round trip, ids, concurrency,
+maintenance windows."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine
+
+from collector.tickets import machine as m
+from collector.tickets.model import TicketState
+from collector.tickets.store import ConcurrentUpdate, TicketStore
+from tests.peers.smtp import spare_port
+
+CST = timezone(timedelta(hours=8))
+T0 = datetime(2026, 11, 25, 23, 50, 0, 123000, tzinfo=CST)
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    bindir = _pg_bin()
+    if bindir is None or shutil.which("runuser") is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) or runuser not installed")
+    if os.geteuid() != 0:
+        pytest.skip("starting PostgreSQL as user postgres needs root")
+    tmp = Path(tempfile.mkdtemp(prefix="weibao-pg-"))
+    tmp.chmod(0o755)
+    data, sock = tmp / "data", tmp / "sock"
+    sock.mkdir()
+    shutil.chown(tmp, "postgres")
+    shutil.chown(sock, "postgres")
+    port = spare_port()
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, capture_output=True, timeout=60)
+    subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "30", "-l", str(tmp / "log"),
+                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True, timeout=60)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    else:
+        eng = create_engine(request.getfixturevalue("pg_url"))
+    TicketStore(eng).create_schema()
+    yield eng
+    if request.param == "postgresql":
+        with eng.begin() as conn:
+            for table in ("ticket_events", "tickets", "ticket_counters", "maintenance_windows"):
+                conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
+    eng.dispose()
+
+
+def test_round_trip(engine: Engine) -> None:
+    store = TicketStore(engine)
+    tid = store.next_id(T0)
+    t = m.open_ticket(ticket_id=tid, device="core-sw-1", rule="backbone_unreachable", level=3, at=T0,
+                      episode="ep-7", affected=["acc-1"]).ticket
+    store.save(t)
+    t = m.accept(t, at=T0 + timedelta(minutes=4), actor="zhang").ticket
+    t = m.promote(t, level=2, at=T0 + timedelta(hours=1), note="1 h").ticket
+    t = m.attach_affected(t, devices=["acc-2"], at=T0 + timedelta(hours=1)).ticket
+    t = m.restore(t, at=T0 + timedelta(hours=2), actor="zhang", note="rebooted the supervisor").ticket
+    store.save(t)
+    back = store.get(tid)
+    assert back == t  # aware datetimes compare by instant; all fields and the whole history survive
+    assert back is not None and back.opened_at.utcoffset() == timedelta(hours=8)
+    assert store.get("nope") is None
+    assert [x.id for x in store.find(state=TicketState.RESTORED)] == [tid]
+    assert store.find(state=TicketState.OPEN) == []
+    assert store.current("core-sw-1") == t and store.current("core-sw-1", "other-rule") is None
+    assert store.find(opened_since=T0 + timedelta(seconds=1)) == []
+
+
+def test_ids_follow_the_local_day(engine: Engine) -> None:
+    store = TicketStore(engine)
+    # 23:50 in Shanghai on the 25th is 15:50 UTC: the id carries the local day
+    assert [store.next_id(T0) for _ in range(3)] == ["20261125-0001", "20261125-0002", "20261125-0003"]
+    assert store.next_id(T0 + timedelta(minutes=20)) == "20261126-0001"
+
+
+def test_concurrent_change_is_detected(engine: Engine) -> None:
+    store = TicketStore(engine)
+    t = m.open_ticket(ticket_id="c-1", device="d", rule="r", level=3, at=T0).ticket
+    store.save(t)
+    a = m.accept(t, at=T0 + timedelta(minutes=1), actor="zhang").ticket
+    b = m.comment(t, at=T0 + timedelta(minutes=1), actor="li", note="looking").ticket
+    store.save(a)
+    with pytest.raises(ConcurrentUpdate):
+        store.save(b)
+    with pytest.raises(ConcurrentUpdate):
+        store.save(t)  # an older copy
+    assert store.get("c-1") == a
+
+
+def test_maintenance_windows(engine: Engine) -> None:
+    store = TicketStore(engine)
+    w = store.add_window(devices=["core-sw-1", "ups-1"], start=T0, end=T0 + timedelta(hours=2),
+                         created_by="zhang", reason="固件升级")
+    store.add_window(devices=["ups-2"], start=T0 + timedelta(days=1), end=T0 + timedelta(days=1, hours=1),
+                     created_by="li")
+    assert store.in_maintenance("core-sw-1", T0 + timedelta(hours=1))
+    assert not store.in_maintenance("core-sw-1", T0 + timedelta(hours=2))  # [start, end)
+    assert not store.in_maintenance("acc-1", T0 + timedelta(hours=1))
+    assert [x.window.reason for x in store.windows(device="ups-1")] == ["固件升级"]
+    sched = store.schedule()
+    assert sched.window_at("ups-2", T0 + timedelta(days=1, minutes=5)) is not None
+    assert w.window.devices == frozenset({"core-sw-1", "ups-1"}) and w.created_by == "zhang"
+    assert store.delete_window(w.id) and not store.delete_window(w.id)
+    assert not store.in_maintenance("core-sw-1", T0 + timedelta(hours=1))
+    with pytest.raises(ValueError, match="end after it starts"):
+        store.add_window(devices=["d"], start=T0, end=T0, created_by="x")
