@@ -78,7 +78,7 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pysnmp and paramiko are chatty at INFO
-    for noisy in ("pysnmp", "paramiko", "netmiko", "asyncio"):
+    for noisy in ("pysnmp", "paramiko", "netmiko", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -1,0 +1,252 @@
+"""Ship the spool to the collector: oldest batch first, retried with backoff, deleted only when acknowledged.
+
+Outcomes of one POST /api/v1/ingest:
+
+    2xx                         acknowledged (also {"duplicate": true}): the rows leave the spool
+    network error, 5xx          kept, retried with exponential backoff and jitter (bounded delay)
+    401, 403, 404, 408, 429     kept and retried; 401/403/404 are a configuration problem
+                                (token, URL) that a person must fix, logged as errors, never a
+                                reason to throw the client's data away
+    any other 4xx               the collector refuses this batch for good: dead-letter table,
+                                with the status and the collector's reason
+
+Before the first batch (and after every inventory reload) the agent registers its devices with
+PUT /api/v1/inventory, because the collector refuses samples of devices it does not know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from agent.inventory import Inventory
+from agent.spool import Batch, Spool
+from agent.wire import INGEST_PATH, INVENTORY_PATH, registration
+
+log = logging.getLogger(__name__)
+
+RETRY_4XX = frozenset({401, 403, 404, 408, 429})
+ALERT_4XX = frozenset({401, 403, 404})
+
+
+class Outcome(StrEnum):
+    ACKED = "acked"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class ShipperConfig:
+    url: str                       # the collector's base URL, e.g. http://127.0.0.1:8080
+    agent: str                     # this agent's name in every batch
+    batch_items: int = 5_000
+    batch_bytes: int = 4_000_000
+    request_timeout_s: float = 30.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    idle_s: float = 1.0            # how long to wait for new rows when the spool is empty
+
+
+@dataclass(slots=True)
+class ShipReport:
+    """The last attempt's result, as ``weibao agent status`` shows it."""
+
+    at: float = 0.0
+    outcome: str = ""
+    status: int | None = None
+    detail: str = ""
+    batch_id: str = ""
+    rows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "outcome": self.outcome, "status": self.status, "detail": self.detail,
+                "batch_id": self.batch_id, "rows": self.rows}
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [initial/2, min(max, initial * 2**attempt)]."""
+    r = rng or random
+    cap = min(maximum, initial * (2 ** min(attempt, 30)))
+    return max(initial / 2, r.uniform(initial / 2, cap))
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:500] or resp.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return json.dumps(body["detail"], ensure_ascii=False)[:2000]
+    return json.dumps(body, ensure_ascii=False)[:2000]
+
+
+class Shipper:
+    """Moves batches from the spool to the collector until stopped."""
+
+    def __init__(self, spool: Spool, config: ShipperConfig, token: str,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.spool = spool
+        self.config = config
+        self._token = token
+        self._client = client or httpx.AsyncClient(timeout=config.request_timeout_s)
+        self._own_client = client is None
+        self._wake = asyncio.Event()
+        self._registration: dict[str, Any] | None = None
+        self._failures = 0
+        self.last = ShipReport()
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def wake(self) -> None:
+        """New rows are in the spool: do not wait for the idle period."""
+        self._wake.set()
+
+    def set_inventory(self, inventory: Inventory) -> None:
+        """The devices to register with the collector before shipping anything more."""
+        try:
+            self._registration = registration(inventory, self.config.agent).model_dump(mode="json")
+        except ValueError as exc:
+            log.error("the inventory cannot be registered with the collector: %s", exc)
+            self._registration = None
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    # --- one step ----------------------------------------------------------------------------------
+
+    async def register(self) -> Outcome:
+        if self._registration is None:
+            return Outcome.ACKED
+        body = self._registration
+        try:
+            resp = await self._client.put(f"{self.config.url.rstrip('/')}{INVENTORY_PATH}", json=body,
+                                          headers=self._headers)
+        except httpx.HTTPError as exc:
+            self._note("retry", None, f"inventory registration: {type(exc).__name__}: {exc}", "", 0)
+            return Outcome.RETRY
+        if resp.is_success:
+            log.info("registered %d devices with the collector", len(body.get("devices", [])))
+            self._registration = None
+            return Outcome.ACKED
+        detail = _reason(resp)
+        log.error("collector refused the inventory (status %d): %s", resp.status_code, detail)
+        self._note("retry", resp.status_code, f"inventory registration: {detail}", "", 0)
+        return Outcome.RETRY
+
+    async def ship_one(self) -> Outcome | None:
+        """Send the oldest batch once; None when the spool holds nothing to send."""
+        if await self.register() is not Outcome.ACKED:
+            return Outcome.RETRY
+        batch = await asyncio.to_thread(self.spool.next_batch, self.config.batch_items, self.config.batch_bytes)
+        if batch is None:
+            return None
+        return await self._send(batch)
+
+    async def _send(self, batch: Batch) -> Outcome:
+        body = {"batch_id": batch.batch_id, "agent": self.config.agent, "samples": batch.samples,
+                "events": batch.events}
+        url = f"{self.config.url.rstrip('/')}{INGEST_PATH}"
+        try:
+            resp = await self._client.post(url, json=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            msg = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            await asyncio.to_thread(self.spool.record_attempt, batch.batch_id, msg)
+            self._note("retry", None, msg, batch.batch_id, len(batch))
+            return Outcome.RETRY
+        status = resp.status_code
+        if resp.is_success:
+            await asyncio.to_thread(self.spool.ack, batch.batch_id)
+            dup = False
+            try:
+                answer = resp.json()
+                dup = isinstance(answer, dict) and bool(answer.get("duplicate"))
+            except ValueError:
+                pass
+            if dup:  # sent before a crash or a lost answer: the collector already had it
+                await asyncio.to_thread(self.spool.bump, "duplicate_batches")
+            self._note("duplicate" if dup else "acked", status, "", batch.batch_id, len(batch))
+            log.debug("batch %s acknowledged (%d rows%s)", batch.batch_id, len(batch),
+                      ", already had it" if dup else "")
+            return Outcome.ACKED
+        detail = _reason(resp)
+        if 400 <= status < 500 and status not in RETRY_4XX:
+            await asyncio.to_thread(self.spool.dead_letter, batch, status, detail)
+            await asyncio.to_thread(self.spool.bump, "dead_letters_new")
+            self._note("dead", status, detail, batch.batch_id, len(batch))
+            return Outcome.DEAD
+        if status in ALERT_4XX:
+            log.error("collector answers %d to batch %s: %s (the token or the collector URL needs fixing; "
+                      "the batch is kept)", status, batch.batch_id, detail)
+        await asyncio.to_thread(self.spool.record_attempt, batch.batch_id, f"{status}: {detail}")
+        self._note("retry", status, detail, batch.batch_id, len(batch))
+        return Outcome.RETRY
+
+    def _note(self, outcome: str, status: int | None, detail: str, batch_id: str, rows: int) -> None:
+        self.last = ShipReport(time.time(), outcome, status, detail[:500], batch_id, rows)
+        try:
+            self.spool.set_meta("last_ship", self.last.as_dict())
+        except Exception:  # status is a courtesy; shipping goes on without it
+            log.debug("could not record the last ship result", exc_info=True)
+
+    # --- loops -------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Ship until ``stop`` is set; never raises for a collector or network failure."""
+        while not stop.is_set():
+            try:
+                outcome = await self.ship_one()
+            except (OSError, RuntimeError, ValueError) as exc:  # spool trouble: log, wait, try again
+                log.exception("shipping failed: %s", exc)
+                outcome = Outcome.RETRY
+            if outcome is None:
+                self._failures = 0
+                await self._wait(stop, self.config.idle_s)
+            elif outcome is Outcome.RETRY:
+                delay = backoff_delay(self._failures, self.config.backoff_initial_s, self.config.backoff_max_s)
+                self._failures += 1
+                if self._failures in (1, 5) or self._failures % 20 == 0:
+                    log.warning("collector unreachable or refusing (attempt %d): %s; next try in %.1f s",
+                                self._failures, self.last.detail, delay)
+                await self._wait(stop, delay, wakeable=False)
+            else:
+                if self._failures:
+                    log.info("collector reachable again after %d failed attempts", self._failures)
+                self._failures = 0
+
+    async def _wait(self, stop: asyncio.Event, seconds: float, *, wakeable: bool = True) -> None:
+        waiters = [asyncio.create_task(stop.wait())]
+        if wakeable:
+            waiters.append(asyncio.create_task(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        self._wake.clear()
+
+    async def drain(self, deadline_s: float) -> int:
+        """Ship what fits in ``deadline_s`` (at shutdown); returns batches acknowledged. No retries."""
+        acked = 0
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            try:
+                outcome = await asyncio.wait_for(self.ship_one(), timeout=max(0.1, end - time.monotonic()))
+            except TimeoutError:
+                break
+            if outcome is None or outcome is Outcome.RETRY:
+                break
+            acked += outcome is Outcome.ACKED
+        return acked

@@ -1,0 +1,278 @@
+"""The shipper against a small scriptable HTTP receiver: backoff, retries, dead letters, crash re-send.
+
+The receiver here stands in for the collector only at this unit level (what it answers is scripted);
+the daemon tests ship to the real collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.inventory.model import Category, Device, Inventory, Kind
+from agent.model import Sample
+from agent.shipper import Outcome, Shipper, ShipperConfig, backoff_delay
+from agent.spool import SPOOL_FILE, Spool
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+TOKEN = "test-token-5b1c"
+
+
+class Receiver:
+    """An HTTP server in a thread that records what it is sent and answers as scripted."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.ingests: list[dict[str, Any]] = []
+        self.inventories: list[dict[str, Any]] = []
+        self.order: list[str] = []
+        self.auth: list[str | None] = []
+        self.statuses: list[tuple[int, dict[str, Any]]] = []  # consumed one per ingest; then 200
+        self.hold = threading.Event()   # set: requests wait for ``release``
+        self.release = threading.Event()
+        self.got_request = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, doc: dict[str, Any]) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _read(self) -> dict[str, Any]:
+                n = int(self.headers.get("Content-Length", "0"))
+                doc: dict[str, Any] = json.loads(self.rfile.read(n))
+                receiver.auth.append(self.headers.get("Authorization"))
+                return doc
+
+            def do_PUT(self) -> None:
+                receiver.inventories.append(self._read())
+                receiver.order.append("inventory")
+                self._answer(200, {"devices": len(receiver.inventories[-1]["devices"])})
+
+            def do_POST(self) -> None:
+                doc = self._read()
+                receiver.ingests.append(doc)
+                receiver.order.append("ingest")
+                receiver.got_request.set()
+                if receiver.hold.is_set():
+                    receiver.release.wait(30)
+                    return  # the client was killed: no answer
+                if receiver.statuses:
+                    status, answer = receiver.statuses.pop(0)
+                    self._answer(status, answer)
+                    return
+                seen = sum(1 for d in receiver.ingests if d["batch_id"] == doc["batch_id"]) > 1
+                self._answer(200, {"duplicate": True} if seen else {"accepted": len(doc["samples"])})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def values_once(self) -> list[float]:
+        """Sample values of every distinct batch (a repeated batch_id counts once, like the collector)."""
+        seen: dict[str, list[float]] = {}
+        for d in self.ingests:
+            seen.setdefault(d["batch_id"], [s["value"] for s in d["samples"]])
+        return sorted(v for vs in seen.values() for v in vs)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def spare_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def inventory() -> Inventory:
+    dev = Device(name="sw-1", address="127.0.0.1", kind=Kind.SWITCH, category=Category.BUSINESS)
+    return Inventory(site="test-site", source="test", devices={"sw-1": dev})
+
+
+def fill(spool: Spool, n: int) -> None:
+    spool.append([Sample("sw-1", "icmp.rtt_ms", float(i), T0 + timedelta(seconds=i)) for i in range(n)])
+
+
+def make_shipper(spool: Spool, url: str, **kw: Any) -> Shipper:
+    cfg = ShipperConfig(url=url, agent="test-agent", batch_items=kw.pop("batch_items", 100),
+                        backoff_initial_s=0.05, backoff_max_s=0.4, idle_s=0.05, request_timeout_s=5, **kw)
+    shipper = Shipper(spool, cfg, TOKEN)
+    shipper.set_inventory(inventory())
+    return shipper
+
+
+async def until_empty(spool: Spool, limit_s: float) -> None:
+    end = time.monotonic() + limit_s
+    while spool.depth() and time.monotonic() < end:  # noqa: ASYNC110 - the spool has no notification to await
+        await asyncio.sleep(0.05)
+
+
+async def ship_until_empty(shipper: Shipper, spool: Spool, limit_s: float = 20) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(shipper.run(stop))
+    await until_empty(spool, limit_s)
+    stop.set()
+    await task
+    await shipper.aclose()
+
+
+def test_backoff_is_bounded_and_grows() -> None:
+    rng = random.Random(7)
+    delays = [backoff_delay(a, 1.0, 30.0, rng) for a in range(12)]
+    assert all(0.5 <= d <= 30.0 for d in delays)
+    assert max(backoff_delay(a, 1.0, 30.0, rng) for a in range(8, 12) for _ in range(20)) > 8
+    assert max(backoff_delay(0, 1.0, 30.0, rng) for _ in range(50)) <= 1.0
+
+
+def test_collector_down_then_up_ships_the_backlog_once_oldest_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 350)
+    port = spare_port()
+    shipper = make_shipper(spool, f"http://127.0.0.1:{port}")
+    box: dict[str, Receiver] = {}
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(shipper.run(stop))
+        await asyncio.sleep(1.5)  # nobody listens: connection refused, backoff
+        assert spool.depth() == 350
+        assert shipper.last.outcome == "retry" and "ConnectError" in shipper.last.detail
+        box["r"] = Receiver(port)
+        await until_empty(spool, 15)
+        stop.set()
+        await task
+        await shipper.aclose()
+
+    asyncio.run(scenario())
+    r = box["r"]
+    try:
+        assert spool.depth() == 0
+        assert r.order[0] == "inventory"
+        assert r.inventories[0]["devices"][0]["name"] == "sw-1"
+        assert r.values_once() == [float(i) for i in range(350)]
+        assert len(r.ingests) == len({d["batch_id"] for d in r.ingests}) == 4  # 100 per batch
+        assert [d["samples"][0]["value"] for d in r.ingests] == [0.0, 100.0, 200.0, 300.0]
+        assert set(r.auth) == {f"Bearer {TOKEN}"}
+    finally:
+        r.stop()
+        spool.close()
+
+
+def test_5xx_is_retried_with_the_same_batch(tmp_path: Path, receiver: Receiver) -> None:
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 30)
+    receiver.statuses = [(503, {"detail": "busy"}), (500, {"detail": "oops"})]
+    asyncio.run(ship_until_empty(make_shipper(spool, receiver.url), spool))
+    assert len(receiver.ingests) == 3
+    assert len({d["batch_id"] for d in receiver.ingests}) == 1
+    assert receiver.ingests[0] == receiver.ingests[2]
+    assert spool.stats().dead == []
+    spool.close()
+
+
+def test_4xx_moves_the_batch_to_dead_letters_and_status_shows_it(tmp_path: Path, receiver: Receiver) -> None:
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 150)
+    receiver.statuses = [(422, {"detail": "samples of unknown device 'sw-1'"})]
+    asyncio.run(ship_until_empty(make_shipper(spool, receiver.url), spool))
+    dead_id = receiver.ingests[0]["batch_id"]
+    assert receiver.values_once() == [float(i) for i in range(150)]  # the refused one was sent too
+    stats = spool.stats()
+    assert [(d.batch_id, d.status, d.samples) for d in stats.dead] == [(dead_id, 422, 100)]
+    spool.close()
+    out = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--data", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "dead letters: 1 batches" in out.stdout
+    assert dead_id in out.stdout and "status 422" in out.stdout and "unknown device 'sw-1'" in out.stdout
+    doc = json.loads(subprocess.run(
+        [sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--data", str(tmp_path), "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=30, check=True).stdout)
+    assert doc["dead_letters"][0]["reason"] == json.dumps("samples of unknown device 'sw-1'")
+    assert doc["spool"]["rows"] == 0
+
+
+def test_401_keeps_the_batch(tmp_path: Path, receiver: Receiver) -> None:
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 10)
+    receiver.statuses = [(401, {"detail": "bad token"})] * 3
+    shipper = make_shipper(spool, receiver.url)
+
+    async def scenario() -> list[Outcome | None]:
+        outcomes = [await shipper.ship_one() for _ in range(3)]
+        await shipper.aclose()
+        return outcomes
+
+    assert asyncio.run(scenario()) == [Outcome.RETRY] * 3
+    assert spool.depth() == 10 and spool.stats().dead == []
+    assert shipper.last.status == 401
+    assert TOKEN not in json.dumps(spool.stats().meta)
+    spool.close()
+
+
+def test_killed_during_a_shipment_resends_the_same_batch(tmp_path: Path, receiver: Receiver) -> None:
+    """SIGKILL while the collector holds the request: after restart the same batch_id, same rows."""
+    receiver.hold.set()
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from agent.model import Sample
+from agent.inventory.model import Category, Device, Inventory, Kind
+from agent.shipper import Shipper, ShipperConfig
+from agent.spool import Spool
+spool = Spool(Path({str(tmp_path / SPOOL_FILE)!r}))
+t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+spool.append([Sample("sw-1", "icmp.rtt_ms", float(i), t0 + timedelta(seconds=i)) for i in range(250)])
+shipper = Shipper(spool, ShipperConfig(url={receiver.url!r}, agent="test-agent", batch_items=100), "t")
+asyncio.run(shipper.ship_one())
+"""], cwd=ROOT)
+    try:
+        assert receiver.got_request.wait(20), "the child never shipped"
+    finally:
+        child.kill()
+        child.wait()
+    first = receiver.ingests[0]
+    receiver.hold.clear()
+    receiver.release.set()
+    spool = Spool(tmp_path / SPOOL_FILE)
+    assert spool.depth() == 250  # nothing acknowledged, nothing lost
+    asyncio.run(ship_until_empty(make_shipper(spool, receiver.url), spool))
+    resent = [d for d in receiver.ingests[1:] if d["batch_id"] == first["batch_id"]]
+    assert resent and resent[0]["samples"] == first["samples"]
+    assert receiver.values_once() == [float(i) for i in range(250)]
+    assert spool.depth() == 0
+    spool.close()
