@@ -1,0 +1,252 @@
+"""Ingest of one batch: validate, refuse with the reason named, apply whole or not at all, once per id.
+
+Order of the checks: token (401/403) and size (413) in collector.api before the body is parsed; here the
+JSON (400), the fields (422, each problem naming its field), the devices (422 naming the unknown ones).
+
+Exactly once, by layout:
+
+* raw samples in the state database (SQLite default): the batch id row, the raw samples, the rollups
+  and the events are written in ONE transaction. Either all commit or none.
+* raw samples elsewhere (InfluxDB/VictoriaMetrics, or a separate SQLite file): the raw points are
+  written FIRST, then one state transaction records the batch id with the rollups and events. A failure
+  before that commit leaves no batch id, so the agent sends the batch again; the repeated raw write
+  overwrites each (series, time) point with the same value, and the rollups, which are not idempotent,
+  are only ever applied by the one commit that also records the id. A batch id found already recorded
+  (before or, for a concurrent twin, at commit through the primary key) adds nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from agent.wire import IngestBatch, InventoryRegistration
+from collector import rollup
+from collector.auth import Principal, Role
+from collector.config import LimitsConfig
+from collector.locks import FileLock
+from collector.metrics import IngestMetrics
+from collector.registry import Registry
+from collector.state.models import Batch, EventRow
+from collector.storage import PreparedSamples, SampleStore, SeriesKey, StorageError, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_PROBLEMS = 20
+_NO_LABELS = "{}"
+_MESSAGES = {"timezone_aware": "timestamp needs an offset (a naive timestamp is refused)",
+             "extra_forbidden": "unknown field", "finite_number": "value must be a finite number"}
+
+
+class Refused(Exception):
+    """A request the collector will not apply; ``status`` is the HTTP answer, ``reason`` a metrics label."""
+
+    def __init__(self, status: int, reason: str, message: str,
+                 problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.problems = problems or []
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message, "reason": self.reason}
+        if self.problems:
+            out["problems"] = self.problems
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    batch_id: str
+    duplicate: bool
+    samples: int
+    events: int
+
+    def body(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "duplicate": self.duplicate, "samples": self.samples,
+                "events": self.events}
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False)[:MAX_PROBLEMS]:
+        field = ".".join(str(p) for p in err["loc"])
+        out.append({"field": field, "message": _MESSAGES.get(err["type"], err["msg"])})
+    return out
+
+
+def parse(body: bytes, model: type[IngestBatch] | type[InventoryRegistration]) -> Any:
+    """The validated body, or Refused: 400 for text that is not JSON, 422 naming each bad field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+            first = exc.errors(include_url=False)[0]
+            raise Refused(400, "malformed_json", f"body is not valid JSON: {first['msg']}") from exc
+        raise Refused(422, "invalid_field", "invalid fields: " + ", ".join(
+            p["field"] or "(body)" for p in _problems(exc)), _problems(exc)) from exc
+
+
+class Ingestor:
+    """Applies batches to the state store and the raw-sample store."""
+
+    def __init__(self, engine: Engine, store: SampleStore, registry: Registry, limits: LimitsConfig,
+                 metrics: IngestMetrics, write_lock: FileLock | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.registry = registry
+        self.limits = limits
+        self.metrics = metrics
+        # SQLite has one writer at a time: waiting on a lock wakes at once, SQLite's busy handler sleeps
+        self.write_lock = write_lock
+        self.series_ids = rollup.SeriesIds(engine)
+        self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
+
+    # --- checks ---------------------------------------------------------------------------------
+
+    def check(self, principal: Principal, body: bytes) -> IngestBatch:
+        if len(body) > self.limits.max_batch_bytes:
+            raise Refused(413, "too_large", f"batch of {len(body)} bytes exceeds {self.limits.max_batch_bytes}")
+        batch: IngestBatch = parse(body, IngestBatch)
+        if len(batch.samples) > self.limits.max_batch_samples or len(batch.events) > self.limits.max_batch_events:
+            raise Refused(413, "too_large", f"batch of {len(batch.samples)} samples and {len(batch.events)} "
+                          f"events exceeds {self.limits.max_batch_samples} / {self.limits.max_batch_events}")
+        if principal.role != Role.AGENT or batch.agent != principal.name:
+            raise Refused(403, "wrong_agent", f"this token may not send batches for agent {batch.agent!r}")
+        names = {s["device"] for s in batch.samples} | {e["device"] for e in batch.events}
+        unknown = self.registry.unknown(names)
+        if unknown:
+            shown = ", ".join(unknown[:MAX_PROBLEMS]) + (" ..." if len(unknown) > MAX_PROBLEMS else "")
+            raise Refused(422, "unknown_device", f"unknown device(s), not registered by any agent: {shown}",
+                          [{"field": "device", "message": f"unknown device {n!r}"} for n in unknown[:MAX_PROBLEMS]])
+        return batch
+
+    # --- apply ----------------------------------------------------------------------------------
+
+    def prepare(self, batch: IngestBatch) -> PreparedSamples:
+        series: dict[SeriesKey, list[tuple[int, float]]] = {}
+        labels: dict[str, dict[str, str]] = {_NO_LABELS: {}}
+        keys = self._label_keys
+        if len(keys) > 100_000:
+            keys.clear()
+        find = series.get
+        for s in batch.samples:
+            lab = s.get("labels")
+            if lab:
+                items = tuple(lab.items()) if len(lab) == 1 else tuple(sorted(lab.items()))
+                lk = keys.get(items)
+                if lk is None:
+                    lk = keys[items] = json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False)
+                if lk not in labels:
+                    labels[lk] = dict(items)
+            else:
+                lk = _NO_LABELS
+            key = (s["device"], s["metric"], lk)
+            points = find(key)
+            if points is None:
+                points = series[key] = []
+            # round: timestamp() * 1000 of a whole millisecond may fall just below it
+            points.append((round(s["ts"].timestamp() * 1000), s["value"]))
+        return PreparedSamples(series=series, labels=labels, count=len(batch.samples))
+
+    def seen(self, batch_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Batch.batch_id).where(Batch.batch_id == batch_id)).first() is not None
+
+    def apply(self, batch: IngestBatch) -> Outcome:
+        bid = str(batch.batch_id)
+        n_s, n_e = len(batch.samples), len(batch.events)
+        if self.seen(bid):
+            return Outcome(bid, True, n_s, n_e)
+        prepared = self.prepare(batch)
+        try:
+            if self.write_lock is None:
+                return self._apply(batch, bid, prepared)
+            with self.write_lock.held():
+                return self._apply(batch, bid, prepared)
+        except StorageUnavailable as exc:
+            raise Refused(503, "storage_unavailable", str(exc)) from exc
+        except StorageError as exc:
+            raise Refused(500, "storage_error", str(exc)) from exc
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            # locked, full, away: nothing was committed, the agent keeps the batch and tries again
+            log.warning("state store failed on batch %s: %s", bid, getattr(exc, "orig", exc))
+            raise Refused(503, "state_unavailable", "state store unavailable, retry later") from exc
+
+    def _apply(self, batch: IngestBatch, bid: str, prepared: PreparedSamples) -> Outcome:
+        now_ms = time.time_ns() // 1_000_000
+        after: Callable[[], None] | None = None
+        n_s, n_e = len(batch.samples), len(batch.events)
+        with self.engine.connect() as conn:
+            if not self.store.joins_state_transaction and prepared.count:
+                after = self.store.write(prepared, conn)
+            try:
+                with conn.begin():
+                    # first statement: in SQLite it opens the write transaction; in PostgreSQL a concurrent
+                    # twin of this batch waits here on the primary key and then fails as a duplicate
+                    conn.execute(insert(Batch).values(
+                        batch_id=bid, agent=batch.agent, received_ms=now_ms, samples=n_s, events=n_e))
+                    ids, publish = self.series_ids.resolve(conn, prepared.series)
+                    if self.store.joins_state_transaction and prepared.count:
+                        after = self.store.write(prepared, conn)
+                    rollup.apply(conn, prepared.series, ids)
+                    if batch.events:
+                        conn.execute(insert(EventRow), [
+                            {"device": e["device"], "kind": str(e["kind"]), "ts_ms": round(e["ts"].timestamp() * 1000),
+                             "data": json.dumps(e.get("data") or {}, ensure_ascii=False, default=str),
+                             "batch_id": bid, "agent": batch.agent} for e in batch.events])
+            except IntegrityError:
+                if self.seen(bid):
+                    return Outcome(bid, True, n_s, n_e)
+                raise
+        publish()
+        if after is not None:
+            after()
+        return Outcome(bid, False, n_s, n_e)
+
+    def ingest(self, principal: Principal, body: bytes) -> Outcome:
+        """Check and apply one request body; raises Refused. Counts what was stored in ``metrics``."""
+        # a batch allocates many short-lived objects and frees them by reference counting; cycle
+        # collection in the middle would walk them all, several times per batch, for nothing
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            outcome = self.apply(self.check(principal, body))
+        finally:
+            if collecting:
+                gc.enable()
+        if outcome.duplicate:
+            self.metrics.duplicate()
+        else:
+            self.metrics.accepted(outcome.samples, outcome.events)
+        return outcome
+
+    # --- maintenance ----------------------------------------------------------------------------
+
+    def prune(self, *, raw_days: float, rollup_days: dict[int, float], batch_days: float) -> dict[str, int]:
+        """Delete what retention no longer keeps; small transactions so that ingest keeps flowing."""
+        now = time.time_ns() // 1_000_000
+        day = 86_400_000
+        out: dict[str, int] = {}
+        lock = self.write_lock.held if self.write_lock is not None else contextlib.nullcontext
+        with lock(), self.engine.begin() as conn:
+            out["samples"] = self.store.prune(now - int(raw_days * day), conn)
+        for res, days in rollup_days.items():
+            with lock(), self.engine.begin() as conn:
+                out[f"rollups_{res}"] = rollup.prune(conn, res, now - int(days * day))
+        with lock(), self.engine.begin() as conn:
+            res_b = conn.execute(delete(Batch).where(Batch.received_ms < now - int(batch_days * day)))
+            out["batch_ids"] = int(res_b.rowcount or 0)
+        return out

@@ -1,0 +1,100 @@
+"""State-store tables as SQLAlchemy 2 declarative models (the schema the latest migration produces).
+
+Times are integers: milliseconds since the epoch, UTC (``*_ms``), the same on SQLite and PostgreSQL.
+Labels are kept as their canonical JSON text (sorted keys, no spaces; ``{}`` when there are none).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Token(Base):
+    """An API token: only its SHA-256 is kept; ``role`` is ``agent`` or ``engineer``."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Device(Base):
+    """A device registered by an agent (PUT /api/v1/inventory); ``spec`` is its public JSON."""
+
+    __tablename__ = "devices"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site: Mapped[str] = mapped_column(String(128))
+    agent: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32))
+    depends_on: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    tags: Mapped[str] = mapped_column(Text, default="[]")
+    asset: Mapped[str] = mapped_column(Text, default="{}")
+    spec: Mapped[str] = mapped_column(Text, default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    registered_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Batch(Base):
+    """A batch id already applied: a second arrival answers "duplicate" and adds nothing."""
+
+    __tablename__ = "batches"
+    batch_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(128))
+    received_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+
+
+class Series(Base):
+    """One time series: device, metric and label set. Rollups refer to it by id."""
+
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("device", "metric", "labels", name="uq_series_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[str] = mapped_column(Text)
+
+
+class Rollup(Base):
+    """min/avg/max/last/count of one series over one bucket of ``resolution`` seconds (300 or 3600);
+    avg is ``sum / count``."""
+
+    __tablename__ = "rollups"
+    # key in time order: the buckets a batch updates sit together, so a commit writes few pages; the
+    # index serves reads of one series
+    __table_args__ = (Index("ix_rollups_series", "series_id", "resolution", "bucket_ms"),
+                      {"sqlite_with_rowid": False})
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    sum: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    last: Mapped[float] = mapped_column(Float)
+    last_ts_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventRow(Base):
+    """An event (trap, config_changed, rebooted, agent_gap) as received."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_device_ts", "device", "ts_ms"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    batch_id: Mapped[str] = mapped_column(String(36))
+    agent: Mapped[str] = mapped_column(String(128))

@@ -1,0 +1,96 @@
+"""The state store on a real PostgreSQL: migrations run at start (and again, harmlessly), ingest and
+duplicates behave as on SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from collector.state.engine import create_state_engine, migrate
+from tests.collector.conftest import AGENT, CST, batch, dump, registration, sample
+from tests.peers import postgres
+from tests.peers.collector import CollectorPeer, run_collector
+
+pytestmark = pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 binaries are not installed")
+
+T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=CST)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[postgres.Postgres]:
+    with postgres.run_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg_collector(tmp_path_factory: pytest.TempPathFactory, pg: postgres.Postgres) -> Iterator[CollectorPeer]:
+    with run_collector(Path(tmp_path_factory.mktemp("pgc")), {"state_url": pg.url}) as peer:
+        yield peer
+
+
+def pg_counts(pg: postgres.Postgres) -> dict[str, int]:
+    engine = create_engine(pg.url)
+    try:
+        with engine.connect() as conn:
+            return {t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one())  # noqa: S608
+                    for t in ("batches", "rollups", "events", "series", "devices")}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_ran_on_postgres(pg: postgres.Postgres, pg_collector: CollectorPeer) -> None:
+    engine = create_engine(pg.url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"alembic_version", "tokens", "devices", "batches", "series", "rollups", "events"} <= tables
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    finally:
+        engine.dispose()
+    again = create_state_engine(pg.url)
+    try:
+        assert migrate(again) == "0001"  # a second start finds nothing to do
+    finally:
+        again.dispose()
+
+
+def test_ingest_and_duplicate_on_postgres(pg: postgres.Postgres, pg_collector: CollectorPeer) -> None:
+    tok = pg_collector.token(AGENT)
+    with pg_collector.client(tok) as c:
+        assert c.put("/api/v1/inventory", json=registration()).status_code == 200
+        values = [5.0, 1.0, 9.0]
+        doc = batch([sample("core-sw-1", "cpu.util_pct", v, T0 + timedelta(seconds=20 * i))
+                     for i, v in enumerate(values)],
+                    [{"device": "core-sw-1", "kind": "rebooted", "ts": T0.isoformat(), "data": {}}])
+        before = pg_counts(pg)
+        r = c.post("/api/v1/ingest", content=dump(doc))
+        assert r.status_code == 200, r.text
+        after = pg_counts(pg)
+        assert after["batches"] - before["batches"] == 1
+        assert after["events"] - before["events"] == 1
+        assert after["rollups"] - before["rollups"] == 2  # one 5-minute and one hourly bucket
+        raw = sqlite3.connect(pg_collector.data_dir / "samples.db")
+        try:
+            assert raw.execute("SELECT count(*) FROM ts_samples").fetchone()[0] == 3
+        finally:
+            raw.close()
+
+        assert c.post("/api/v1/ingest", content=dump(doc)).json()["duplicate"] is True
+        assert pg_counts(pg) == after
+
+        r = c.get("/api/v1/series", params={"device": "core-sw-1", "metric": "cpu.util_pct", "step": 3600,
+                                            "from": (T0 - timedelta(hours=1)).isoformat(),
+                                            "to": (T0 + timedelta(hours=1)).isoformat()})
+        p = r.json()["series"][0]["points"][0]
+        assert (p["min"], p["max"], p["last"], p["count"]) == (1.0, 9.0, 9.0, 3)
+        assert p["avg"] == pytest.approx(5.0)
+        bad = c.post("/api/v1/ingest", content=dump(batch([sample("nope", "up", 1.0, T0)])))
+        assert bad.status_code == 422
+        assert pg_counts(pg) == after
+    assert httpx.get(f"{pg_collector.url}/healthz").json()["status"] == "ok"

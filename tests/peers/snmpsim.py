@@ -1,0 +1,35 @@
+"""snmpsim serving snmpsim-data recordings on loopback (a thin wrapper of agent.simlab for tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import pytest
+
+from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from agent.simlab import SimLabError, SnmpSim, data_roots, read_recording
+
+__all__ = ["device_for", "read_recording", "running_snmpsim"]
+
+
+@contextmanager
+def running_snmpsim(recordings: Mapping[str, str]) -> Iterator[SnmpSim]:
+    if not data_roots():
+        pytest.skip("snmpsim-data is not installed (pip install snmpsim-data)")
+    try:
+        sim = SnmpSim(recordings).start()
+    except SimLabError as exc:
+        pytest.skip(f"snmpsim could not be started: {exc}")
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def device_for(sim: SnmpSim, name: str, *, timeout_s: float = 3.0, retries: int = 1,
+               profiles: list[str] | None = None, version: str = "2c") -> Device:
+    cred = SnmpCredential(type="snmp", version=version, community=sim.community_for(name))
+    return Device(name=name, address=sim.host, kind=Kind.OTHER, category=Category.MIS,
+                  snmp=SnmpSettings(credential_name="sim", credential=cred, port=sim.port,
+                                    timeout_s=timeout_s, retries=retries, profiles=profiles))
