@@ -112,6 +112,7 @@ class Ingestor:
         # SQLite has one writer at a time: waiting on a lock wakes at once, SQLite's busy handler sleeps
         self.write_lock = write_lock
         self.series_ids = rollup.SeriesIds(engine)
+        self.listeners: list[Callable[[IngestBatch], None]] = []
         self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
 
     # --- checks ---------------------------------------------------------------------------------
@@ -223,7 +224,8 @@ class Ingestor:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            outcome = self.apply(self.check(principal, body))
+            batch = self.check(principal, body)
+            outcome = self.apply(batch)
         finally:
             if collecting:
                 gc.enable()
@@ -231,7 +233,17 @@ class Ingestor:
             self.metrics.duplicate()
         else:
             self.metrics.accepted(outcome.samples, outcome.events)
+            for listener in self.listeners:
+                listener(batch)
         return outcome
+
+    def subscribe(self, listener: Callable[[IngestBatch], None]) -> None:
+        """Call ``listener`` with every batch once it is committed (never for a duplicate).
+
+        Listeners run in the ingest thread before the agent gets its answer: they must only hand the
+        batch on (to a queue), never evaluate it in place.
+        """
+        self.listeners.append(listener)
 
     # --- maintenance ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -119,10 +120,8 @@ def run(args: argparse.Namespace) -> int:
                       " Ctrl-C stops them", flush=True)
                 stop = threading.Event()
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
-                try:
+                with contextlib.suppress(KeyboardInterrupt):
                     stop.wait()
-                except KeyboardInterrupt:
-                    pass
     except SimLabError as exc:
         print(f"cannot start the simulated devices: {exc}", file=sys.stderr)
         return 1
