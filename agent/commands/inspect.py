@@ -40,6 +40,11 @@ async def collect(devices: Sequence[Device], state: StateStore, config_dir: Path
         await asyncio.sleep(settle_s)
         chosen = [d for d in devices if d.name in again]
         second = await poll_once(chosen, {Protocol.SNMP}, state, config_dir)
+        first = {r.device: r for r in results if r.protocol is Protocol.SNMP}
+        for r in second:
+            if r.device in first:
+                # what the first reading saw happen (a reboot) stays true; its figures are superseded
+                r.events[:0] = first[r.device].events
         replaced = {r.device for r in second}
         results = [r for r in results
                    if not (r.protocol is Protocol.SNMP and r.device in replaced)] + second
