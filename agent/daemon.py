@@ -30,7 +30,7 @@ from agent.inventory import Inventory, load_inventory
 from agent.model import Event, Sample
 from agent.runner import poll_once
 from agent.scheduler import Job, Scheduler, plan_jobs
-from agent.shipper import Shipper, ShipperConfig
+from agent.shipper import Shipper, ShipperConfig, Sink
 from agent.spool import SPOOL_FILE, Spool, SpoolLimits, SpoolStats
 from agent.state import StateStore
 from agent.traps import TrapReceiver
@@ -81,9 +81,13 @@ def default_agent_name() -> str:
 
 
 class AgentDaemon:
-    """One running agent; ``run()`` returns the process exit code."""
+    """One running agent; ``run()`` returns the process exit code.
 
-    def __init__(self, config: AgentConfig, inventory: Inventory, token: str) -> None:
+    ``sink`` replaces the HTTP transport to the collector (a collector in the same process); the
+    spool, retries and dead letters stay the same.
+    """
+
+    def __init__(self, config: AgentConfig, inventory: Inventory, token: str, *, sink: Sink | None = None) -> None:
         self.config = config
         self.inventory = inventory
         config.data.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -91,7 +95,7 @@ class AgentDaemon:
         self.state = StateStore.in_dir(config.data)
         self.shipper = Shipper(self.spool, ShipperConfig(
             url=config.collector, agent=config.agent_name, batch_items=config.batch_items,
-            backoff_max_s=config.backoff_max_s, request_timeout_s=config.request_timeout_s), token)
+            backoff_max_s=config.backoff_max_s, request_timeout_s=config.request_timeout_s), token, sink=sink)
         self.scheduler = Scheduler(self._run_job, max_parallel=config.max_parallel)
         self.traps: TrapReceiver | None = None
         self._trap_queue: asyncio.Queue[Event] = asyncio.Queue(TRAP_QUEUE_MAX)

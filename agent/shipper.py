@@ -12,6 +12,10 @@ Outcomes of one POST /api/v1/ingest:
 
 Before the first batch (and after every inventory reload) the agent registers its devices with
 PUT /api/v1/inventory, because the collector refuses samples of devices it does not know.
+
+The transport is a ``Sink``: ``HttpSink`` (the default) posts to the collector's API; a collector in the
+same process (``weibao run``) provides its own sink that answers with the same statuses, so the outcomes
+above hold for both.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -72,6 +76,29 @@ class ShipReport:
                 "batch_id": self.batch_id, "rows": self.rows}
 
 
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """A sink's answer: an HTTP status (None when nothing is known to have arrived) and the reason."""
+
+    status: int | None
+    detail: str = ""
+    duplicate: bool = False  # acknowledged, and the collector already had this batch
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Sink(Protocol):
+    """Where batches go: the collector's ingest and inventory registration, with HTTP statuses."""
+
+    async def send(self, batch_id: str, body: bytes) -> SendResult: ...
+
+    async def register(self, body: bytes) -> SendResult: ...
+
+    async def aclose(self) -> None: ...
+
+
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: uniform in [initial/2, min(max, initial * 2**attempt)]."""
     r = rng or random
@@ -89,24 +116,58 @@ def _reason(resp: httpx.Response) -> str:
     return json.dumps(body, ensure_ascii=False)[:2000]
 
 
+def _json_body(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class HttpSink:
+    """The collector's HTTP API: POST /api/v1/ingest and PUT /api/v1/inventory with a bearer token."""
+
+    def __init__(self, url: str, token: str, *, timeout_s: float = 30.0,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self._base = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._own_client = client is None
+
+    async def _call(self, method: str, path: str, body: bytes) -> SendResult:
+        try:
+            resp = await self._client.request(method, f"{self._base}{path}", content=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            return SendResult(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if not resp.is_success:
+            return SendResult(resp.status_code, _reason(resp))
+        dup = False
+        try:
+            answer = resp.json()
+            dup = isinstance(answer, dict) and bool(answer.get("duplicate"))
+        except ValueError:
+            pass
+        return SendResult(resp.status_code, "", dup)
+
+    async def send(self, batch_id: str, body: bytes) -> SendResult:
+        return await self._call("POST", INGEST_PATH, body)
+
+    async def register(self, body: bytes) -> SendResult:
+        return await self._call("PUT", INVENTORY_PATH, body)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+
 class Shipper:
-    """Moves batches from the spool to the collector until stopped."""
+    """Moves batches from the spool to the collector (``sink``, by default its HTTP API) until stopped."""
 
     def __init__(self, spool: Spool, config: ShipperConfig, token: str,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, *, sink: Sink | None = None) -> None:
         self.spool = spool
         self.config = config
-        self._token = token
-        self._client = client or httpx.AsyncClient(timeout=config.request_timeout_s)
-        self._own_client = client is None
+        self.sink: Sink = sink or HttpSink(config.url, token, timeout_s=config.request_timeout_s, client=client)
         self._wake = asyncio.Event()
         self._registration: dict[str, Any] | None = None
         self._failures = 0
         self.last = ShipReport()
-
-    @property
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"}
 
     def wake(self) -> None:
         """New rows are in the spool: do not wait for the idle period."""
@@ -122,8 +183,7 @@ class Shipper:
         self._wake.set()
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
+        await self.sink.aclose()
 
     # --- one step ----------------------------------------------------------------------------------
 
@@ -131,19 +191,16 @@ class Shipper:
         if self._registration is None:
             return Outcome.ACKED
         body = self._registration
-        try:
-            resp = await self._client.put(f"{self.config.url.rstrip('/')}{INVENTORY_PATH}", json=body,
-                                          headers=self._headers)
-        except httpx.HTTPError as exc:
-            self._note("retry", None, f"inventory registration: {type(exc).__name__}: {exc}", "", 0)
+        res = await self.sink.register(_json_body(body))
+        if res.status is None:
+            self._note("retry", None, f"inventory registration: {res.detail}", "", 0)
             return Outcome.RETRY
-        if resp.is_success:
+        if res.ok:
             log.info("registered %d devices with the collector", len(body.get("devices", [])))
             self._registration = None
             return Outcome.ACKED
-        detail = _reason(resp)
-        log.error("collector refused the inventory (status %d): %s", resp.status_code, detail)
-        self._note("retry", resp.status_code, f"inventory registration: {detail}", "", 0)
+        log.error("collector refused the inventory (status %d): %s", res.status, res.detail)
+        self._note("retry", res.status, f"inventory registration: {res.detail}", "", 0)
         return Outcome.RETRY
 
     async def ship_one(self) -> Outcome | None:
@@ -156,32 +213,23 @@ class Shipper:
         return await self._send(batch)
 
     async def _send(self, batch: Batch) -> Outcome:
-        body = {"batch_id": batch.batch_id, "agent": self.config.agent, "samples": batch.samples,
-                "events": batch.events}
-        url = f"{self.config.url.rstrip('/')}{INGEST_PATH}"
-        try:
-            resp = await self._client.post(url, json=body, headers=self._headers)
-        except httpx.HTTPError as exc:
-            msg = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            await asyncio.to_thread(self.spool.record_attempt, batch.batch_id, msg)
-            self._note("retry", None, msg, batch.batch_id, len(batch))
+        body = _json_body({"batch_id": batch.batch_id, "agent": self.config.agent, "samples": batch.samples,
+                           "events": batch.events})
+        res = await self.sink.send(batch.batch_id, body)
+        status = res.status
+        if status is None:
+            await asyncio.to_thread(self.spool.record_attempt, batch.batch_id, res.detail)
+            self._note("retry", None, res.detail, batch.batch_id, len(batch))
             return Outcome.RETRY
-        status = resp.status_code
-        if resp.is_success:
+        if res.ok:
             await asyncio.to_thread(self.spool.ack, batch.batch_id)
-            dup = False
-            try:
-                answer = resp.json()
-                dup = isinstance(answer, dict) and bool(answer.get("duplicate"))
-            except ValueError:
-                pass
-            if dup:  # sent before a crash or a lost answer: the collector already had it
+            if res.duplicate:  # sent before a crash or a lost answer: the collector already had it
                 await asyncio.to_thread(self.spool.bump, "duplicate_batches")
-            self._note("duplicate" if dup else "acked", status, "", batch.batch_id, len(batch))
+            self._note("duplicate" if res.duplicate else "acked", status, "", batch.batch_id, len(batch))
             log.debug("batch %s acknowledged (%d rows%s)", batch.batch_id, len(batch),
-                      ", already had it" if dup else "")
+                      ", already had it" if res.duplicate else "")
             return Outcome.ACKED
-        detail = _reason(resp)
+        detail = res.detail
         if 400 <= status < 500 and status not in RETRY_4XX:
             await asyncio.to_thread(self.spool.dead_letter, batch, status, detail)
             await asyncio.to_thread(self.spool.bump, "dead_letters_new")

@@ -64,6 +64,26 @@ class LimitsConfig(_Strict):
     max_batch_events: int = Field(20_000, ge=1)
 
 
+class ContractConfig(_Strict):
+    """The contract engine: fault rules, working calendar, notifications, maintenance windows, timers."""
+
+    # None: on when the collector runs one worker process; true with several workers is refused
+    enabled: bool | None = None
+    # rules/contract.yaml; default: $WEIBAO_RULES/contract.yaml, ./rules/contract.yaml, the installed copy
+    rules: Path | None = None
+    # inspection.yaml for hidden dangers that persist; default: beside the contract rules, if present
+    inspection_rules: Path | None = None
+    calendar: list[Path] = Field(default_factory=list, description="site calendar files, applied in order")
+    notify: Path | None = None
+    maintenance: Path | None = None
+    sweep_interval_s: float = Field(15.0, ge=0.1, le=3600)
+    queue_max_batches: int = Field(1000, ge=1, le=1_000_000)
+    # restart recovery: raw samples for the newest hours, 5-minute rollups for the rest of the month
+    replay_raw_hours: float = Field(6.0, ge=0, le=24 * 31)
+    # event time further behind the wall clock than this: the engine's clock follows event time
+    live_horizon_s: float = Field(3600.0, gt=0)
+
+
 class CollectorConfig(_Strict):
     listen: str = DEFAULT_LISTEN
     # uvicorn worker processes: parsing runs on every core, SQLite writes take turns (a file lock)
@@ -74,6 +94,18 @@ class CollectorConfig(_Strict):
     tsdb: TsdbConfig = TsdbConfig()
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
+    contract: ContractConfig = ContractConfig()
+
+    @model_validator(mode="after")
+    def _contract_workers(self) -> CollectorConfig:
+        if self.contract.enabled is True and self.workers > 1:
+            raise ValueError("contract.enabled needs workers: 1 (the rules see every batch only in one "
+                             "process); set workers: 1 or leave contract.enabled unset")
+        return self
+
+    @property
+    def contract_enabled(self) -> bool:
+        return self.workers == 1 if self.contract.enabled is None else self.contract.enabled
 
     @property
     def state_path(self) -> Path:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -81,9 +82,9 @@ def _v3_inventory(path: Path, snmpd: Snmpd, dead_port: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def snmpd_v3() -> Snmpd:
+def snmpd_v3() -> Iterator[Snmpd]:
     with running_snmpd() as d:
-        yield d  # type: ignore[misc]
+        yield d
 
 
 def test_poll_json_over_snmpv3_authpriv(tmp_path: Path, snmpd_v3: Snmpd) -> None:
