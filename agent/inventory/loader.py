@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -171,6 +172,11 @@ def _resolve(doc: InventoryFile, entries: list[tuple[int, DeviceEntry]], src: Lo
         device = _device(entry, _merge(layers), doc, src, where, problems, broken)
         if device is not None:
             devices[device.name] = device
+            if device.snmp is not None and device.snmp.profiles:
+                for name in _unknown_profiles(device.snmp.profiles):
+                    path = (*where, "snmp", "profiles")
+                    problems.append(src.problem(path if path in src.lines else where,
+                                                f"unknown SNMP profile {name!r}"))
 
     problems = report
     for i, entry in entries:
@@ -247,6 +253,22 @@ def _device(entry: DeviceEntry, merged: dict[str, Any], doc: InventoryFile, src:
     except ValidationError as exc:
         problems.extend(pydantic_problems(src, exc, where))
         return None
+
+
+@functools.cache
+def _profile_names() -> frozenset[str] | None:
+    from agent.pollers.snmp.profiles import load_profiles
+
+    try:
+        return frozenset(load_profiles())
+    except ConfigError:
+        return None  # broken profile files are `weibao check`'s to report, not the inventory's
+
+
+def _unknown_profiles(names: list[str]) -> list[str]:
+    """Forced profile names that no profile file defines."""
+    known = _profile_names()
+    return [] if known is None else [n for n in names if n not in known]
 
 
 def _cred_path(src: Located, where: tuple[str | int, ...], proto: str) -> tuple[str | int, ...]:

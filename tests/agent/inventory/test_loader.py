@@ -141,3 +141,11 @@ def test_shipped_example_validates(tmp_path: Path) -> None:
     env = {"WEIBAO_SNMP_COMMUNITY": "x"}
     inv = load_inventory(REPO / "inventory.yaml", env=env)
     assert len(inv.devices) >= 4
+
+
+def test_unknown_forced_snmp_profile(tmp_path: Path) -> None:
+    text = GOOD.replace("snmp: {credential: v3, port: 1161}",
+                        "snmp: {credential: v3, port: 1161, profiles: [huawei, nosuch]}")
+    path = write(tmp_path, text)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "nosuch" in t)
+    assert f"{path}:{line}: devices.0.snmp.profiles: unknown SNMP profile 'nosuch'" in problems(path)
