@@ -53,12 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between the two SNMP readings taken when no earlier reading exists")
     p.set_defaults(handler=_lazy("agent.commands.inspect", "run"))
 
-    p = sub.add_parser("demo", help="start simulated devices on loopback and inspect them")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="where the demo report goes")
-    p.add_argument("--lang", choices=["zh", "en"], default="zh")
-    p.add_argument("--keep", action="store_true", help="keep the simulated devices running until Ctrl-C")
-    p.set_defaults(handler=_lazy("agent.commands.demo", "run"))
-
     for ep in sorted(entry_points(group="weibao.commands"), key=lambda e: e.name):
         ep.load()(sub)
     return parser

@@ -31,18 +31,37 @@ def _answered(result: PollResult) -> bool | None:
     return None
 
 
-def derive_up(device: Device, results: Sequence[PollResult], ts: datetime) -> Sample | None:
-    """``up`` is 1 when ICMP or SNMP answered, 0 when they were asked and neither did.
+ICMP_TRUST_S = 24 * 3600.0
+_ICMP_LAST_OK = "up.icmp_last_ok"
 
-    SSH alone does not decide: it runs daily, and a login failure is not an outage. None when no
-    probe that decides was run for this device.
+
+def derive_up(device: Device, results: Sequence[PollResult], ts: datetime,
+              state: StateStore | None = None) -> Sample | None:
+    """``up``: 1 when the device answered, 0 when it did not; None when this round cannot tell.
+
+    ICMP and SNMP decide (SSH runs daily, and a refused login is not an outage). When both ran in this
+    round, either answering means up. The agent daemon runs them on separate schedules, and there the
+    answers must not fight (a router that pings but whose SNMP agent is dead would flap): ICMP decides
+    for a device whose ICMP answered within the last day, SNMP decides for a device without ICMP or
+    whose ICMP never answers (filtered). ``state`` remembers when ICMP last answered.
     """
-    verdicts = [_answered(r) for r in results
-                if r.device == device.name and r.protocol in (Protocol.ICMP, Protocol.SNMP)]
-    known = [v for v in verdicts if v is not None]
-    if not known:
-        return None
-    return Sample(device.name, "up", 1.0 if any(known) else 0.0, ts)
+    mine = [r for r in results if r.device == device.name]
+    icmp = next((v for r in mine if r.protocol is Protocol.ICMP and (v := _answered(r)) is not None), None)
+    snmp = next((v for r in mine if r.protocol is Protocol.SNMP and (v := _answered(r)) is not None), None)
+    now = ts.timestamp()
+    last_ok = state.get(device.name, _ICMP_LAST_OK) if state is not None else None
+    if icmp and state is not None:
+        state.put(device.name, _ICMP_LAST_OK, now)
+    icmp_trusted = bool(icmp) or (isinstance(last_ok, int | float) and now - last_ok < ICMP_TRUST_S)
+    if icmp is not None and snmp is not None:
+        verdict: bool | None = icmp or snmp
+    elif icmp is not None:
+        verdict = icmp if (icmp_trusted or device.snmp is None) else None
+    elif snmp is not None:
+        verdict = snmp if (device.icmp is None or not icmp_trusted) else None
+    else:
+        verdict = None
+    return None if verdict is None else Sample(device.name, "up", 1.0 if verdict else 0.0, ts)
 
 
 async def poll_once(devices: Sequence[Device], protocols: Collection[Protocol] = ALL_PROTOCOLS,
@@ -86,7 +105,7 @@ async def poll_once(devices: Sequence[Device], protocols: Collection[Protocol] =
         by_device.setdefault(r.device, []).append(r)
     for device in devices:
         mine = by_device.get(device.name, [])
-        up = derive_up(device, mine, ts)
+        up = derive_up(device, mine, ts, state)
         if up is not None and mine:
             mine[0].samples.append(up)
     return results

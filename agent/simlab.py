@@ -52,9 +52,9 @@ class SimLabError(RuntimeError):
     """snmpsim could not be started or did not answer."""
 
 
-def _free_udp_port() -> int:
+def _free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -102,7 +102,7 @@ class SnmpSim:
     """A running snmpsim serving chosen recordings on 127.0.0.1; use as a context manager."""
 
     def __init__(self, recordings: Mapping[str, str] | Iterable[str], port: int | None = None, *,
-                 start_timeout_s: float = 60.0) -> None:
+                 start_timeout_s: float = 60.0, host: str = "127.0.0.1") -> None:
         if isinstance(recordings, Mapping):
             self.recordings = dict(recordings)
         else:
@@ -110,8 +110,8 @@ class SnmpSim:
         for name in self.recordings:
             if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
                 raise SimLabError(f"bad simulated device name {name!r}: letters, digits, '-', '_', '.'")
-        self.port = port or _free_udp_port()
-        self.host = "127.0.0.1"
+        self.host = host  # any 127.x.y.z: a device of its own address, e.g. for traps from it
+        self.port = port or _free_udp_port(host)
         self.start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None

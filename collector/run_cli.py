@@ -1,0 +1,89 @@
+"""``weibao run``: the argparse subcommand that runs agent and collector in one process (collector.embedded)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means every address
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` command to the ``weibao`` parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="agent and collector in one process: poll, store, tickets and the API for one site")
+    p.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
+    p.add_argument("--data", type=Path, default=Path("weibao-data"),
+                   help="data directory: collector state, agent spool (default: %(default)s)")
+    p.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8480), metavar="HOST:PORT",
+                   help="where the API listens (default 127.0.0.1:8480; port 0 picks a free one)")
+    p.add_argument("--traps", type=_hostport, default=("0.0.0.0", 162), metavar="HOST:PORT",  # noqa: S104
+                   help="where to receive SNMP traps (default 0.0.0.0:162)")
+    p.add_argument("--no-traps", action="store_true", help="do not receive traps")
+    p.add_argument("--name", default=None, help="the agent's name (default: from the inventory's site name)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="collector configuration YAML (storage backends, retention, limits)")
+    p.add_argument("--max-parallel", type=int, default=4, help="job runs polling at once")
+    p.add_argument("--drain-s", type=float, default=10.0, help="at stop: how long running polls may finish")
+    p.add_argument("--final-ship-s", type=float, default=5.0, help="at stop: how long the last ingest may take")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from collector.embedded import EmbeddedConfig, banner, prepare
+    from collector.server import tune_gc
+
+    config = EmbeddedConfig(
+        inventory=args.inventory, data=args.data, listen=args.listen,
+        traps=None if args.no_traps else args.traps, agent_name=args.name, collector_config=args.config,
+        max_parallel=args.max_parallel, drain_s=args.drain_s, final_ship_s=args.final_ship_s)
+    try:
+        emb = prepare(config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"weibao run: {p}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        task = asyncio.create_task(emb.run())
+        ready = asyncio.create_task(emb.ready.wait())
+        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if emb.ready.is_set():
+            banner(emb)
+        ready.cancel()
+        return await task
+
+    tune_gc()
+    return asyncio.run(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (``python -m collector.run_cli run ...``), the same as ``weibao run ...``."""
+    from agent.cli import configure_logging
+
+    parser = argparse.ArgumentParser(prog="weibao")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
