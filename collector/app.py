@@ -12,8 +12,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from collector import api
+from collector import api, api_tickets
 from collector.config import CollectorConfig
+from collector.engine.wiring import build_contract
 from collector.ingest import Ingestor
 from collector.locks import FileLock, run_dir
 from collector.metrics import IngestMetrics
@@ -84,6 +85,9 @@ def create_app(config: CollectorConfig) -> FastAPI:
     ingestor = Ingestor(engine, store, registry, config.limits, metrics, write_lock)
     ctx = Context(config, engine, store, registry, ingestor, metrics, schema)
     retention = FileLock(run / "retention.lock")
+    contract = build_contract(config, engine, store)  # rule files are checked here, before serving
+    if contract.engine is not None:
+        ingestor.subscribe(contract.engine.submit)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -92,9 +96,11 @@ def create_app(config: CollectorConfig) -> FastAPI:
         if retention.try_keep():  # one process prunes, whatever the number of workers
             thread = threading.Thread(target=_pruner, args=(ctx, stop), name="retention", daemon=True)
             thread.start()
+        contract.start()
         try:
             yield
         finally:
+            contract.stop()
             stop.set()
             if thread is not None:
                 thread.join(timeout=10)
@@ -104,5 +110,7 @@ def create_app(config: CollectorConfig) -> FastAPI:
 
     app = FastAPI(title="weibao collector", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
+    app.state.contract = contract
     app.include_router(api.router)
+    app.include_router(api_tickets.router)
     return app
