@@ -1,11 +1,16 @@
 """Sweep many loopback addresses with weibao's ICMP engine and with fping; compare cost and RTTs.
 
-    .venv/bin/python bench/icmp_sweep.py [--hosts 1000] [--count 5] [--repeat 3]
+    .venv/bin/python bench/icmp_sweep.py [--hosts 1000] [--count 5] [--repeat 3] [--paces 1000,10000,0]
 
-Both send ``count`` probes to each of ``hosts`` addresses 127.1.x.y, ``period`` ms apart per host and
-``gap`` ms apart overall (fping ``-C count -q -p period -i gap -t timeout``; weibao at the same pace,
-and once more at its default pace). Wall and CPU seconds (getrusage: self for weibao, which runs in
-this process, children for fping) and the RTTs each reports are the median of ``repeat`` runs.
+Both send ``count`` probes to each of ``hosts`` addresses 127.1.x.y, ``period`` ms apart per host
+(fping ``-C count -q -p period -i gap -t timeout``), at each configured pace: the same packets per
+second for both (fping ``-i 1000/pace``; weibao's pacer at ``pace``), 0 meaning unpaced (fping ``-i 0``,
+weibao's pacer out of the way). fping's ``-i`` is a least gap that its timer overshoots, weibao's pacer
+keeps the average: at the same configured pace the achieved packets/s differ, and the wall time with
+them, so the column to compare for efficiency is CPU per probe. Wall and CPU seconds (getrusage: self
+for weibao, which runs in this process, children for fping) and the RTTs each reports are the median
+of ``repeat`` runs. RTTs: fping reads the clock after the reply reaches it, weibao uses the kernel's
+receive timestamp, so weibao's RTTs exclude time a reply waited for the process.
 Needs root (or CAP_NET_RAW, or a widened net.ipv4.ping_group_range) for both tools.
 """
 
@@ -15,17 +20,19 @@ import argparse
 import asyncio
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.pollers.icmp import DEFAULT_RATE_PPS, ping_addresses
+from agent.pollers.icmp import ping_addresses
+from bench.common import loopback_addresses, markdown_table, median, ratio
+
+UNPACED_PPS = 1e9  # weibao's pacer needs a rate: this one never makes a send wait
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,6 @@ class Run:
 def _cpu(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
-
-
-def addresses(n: int) -> list[str]:
-    if n > 250 * 256:
-        raise SystemExit("at most 64,000 hosts")
-    return [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(n)]
 
 
 def run_weibao(hosts: list[str], count: int, period_ms: float, timeout_ms: float, rate_pps: float) -> Run:
@@ -95,36 +96,36 @@ class Row:
     def hosts_per_s(self) -> float:
         return self.hosts / self.wall_s if self.wall_s else float("nan")
 
+    @property
+    def probes_per_s(self) -> float:
+        return self.probes / self.wall_s if self.wall_s else float("nan")
+
+    @property
+    def cpu_us_per_probe(self) -> float:
+        return 1e6 * self.cpu_s / self.probes
+
 
 def summarise(name: str, runs: Sequence[Run]) -> Row:
-    med = statistics.median
-    return Row(name, runs[0].hosts, runs[0].probes, med(r.replies for r in runs), med(r.wall_s for r in runs),
-               med(r.cpu_s for r in runs), med(r.pct(0.5) for r in runs), med(r.pct(0.99) for r in runs),
-               med(max(r.rtts_ms, default=float("nan")) for r in runs))
+    return Row(name, runs[0].hosts, runs[0].probes, median(r.replies for r in runs), median(r.wall_s for r in runs),
+               median(r.cpu_s for r in runs), median(r.pct(0.5) for r in runs), median(r.pct(0.99) for r in runs),
+               median(max(r.rtts_ms, default=float("nan")) for r in runs))
 
 
-def table(rows: Sequence[Row], ratio: tuple[Row, Row]) -> str:
-    head = ("tool", "hosts", "probes", "replies", "wall s", "CPU s", "hosts/s", "RTT median ms", "RTT p99 ms",
-            "RTT max ms")
-    lines = [head]
-    for r in rows:
-        lines.append((r.name, str(r.hosts), str(r.probes), f"{r.replies:.0f}", f"{r.wall_s:.3f}",
-                      f"{r.cpu_s:.3f}", f"{r.hosts_per_s:.0f}", f"{r.median_ms:.3f}", f"{r.p99_ms:.3f}",
-                      f"{r.max_ms:.3f}"))
-    ours, theirs = ratio
-
-    def q(a: float, b: float) -> str:
-        return f"{a / b:.2f}" if b else "-"
-
-    lines.append((f"ratio {ours.name} / {theirs.name}", "", "", "", q(ours.wall_s, theirs.wall_s),
-                  q(ours.cpu_s, theirs.cpu_s), q(ours.hosts_per_s, theirs.hosts_per_s),
-                  q(ours.median_ms, theirs.median_ms), q(ours.p99_ms, theirs.p99_ms), q(ours.max_ms, theirs.max_ms)))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    fmt: Callable[[tuple[str, ...]], str] = lambda cells: "| " + " | ".join(  # noqa: E731
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
-    out = [fmt(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out.extend(fmt(line) for line in lines[1:])
-    return "\n".join(out)
+def table(pairs: Sequence[tuple[Row, Row]]) -> str:
+    """fping's row, weibao's row and their ratio, for each pace."""
+    head = ("tool", "hosts", "probes", "replies", "wall s", "probes/s", "CPU s", "CPU µs/probe", "RTT median ms",
+            "RTT p99 ms", "RTT max ms")
+    lines: list[tuple[str, ...]] = []
+    for theirs, ours in pairs:
+        for r in (theirs, ours):
+            lines.append((r.name, str(r.hosts), str(r.probes), f"{r.replies:.0f}", f"{r.wall_s:.3f}",
+                          f"{r.probes_per_s:.0f}", f"{r.cpu_s:.3f}", f"{r.cpu_us_per_probe:.1f}",
+                          f"{r.median_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.max_ms:.3f}"))
+        lines.append(("ratio weibao / fping", "", "", "", ratio(ours.wall_s, theirs.wall_s),
+                      ratio(ours.probes_per_s, theirs.probes_per_s), ratio(ours.cpu_s, theirs.cpu_s),
+                      ratio(ours.cpu_us_per_probe, theirs.cpu_us_per_probe), ratio(ours.median_ms, theirs.median_ms),
+                      ratio(ours.p99_ms, theirs.p99_ms), ratio(ours.max_ms, theirs.max_ms)))
+    return markdown_table(head, lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,28 +133,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hosts", type=int, default=1000)
     p.add_argument("--count", type=int, default=5, help="probes per host")
     p.add_argument("--period-ms", type=float, default=20, help="between one host's probes")
-    p.add_argument("--gap-ms", type=float, default=1, help="between any two sends (fping -i)")
+    p.add_argument("--paces", default="1000,10000,0",
+                   help="comma-separated packets/s, the same for both tools (fping -i 1000/pace); 0: unpaced")
     p.add_argument("--timeout-ms", type=float, default=1000)
     p.add_argument("--repeat", type=int, default=3)
     a = p.parse_args(argv)
+    try:
+        paces = [float(x) for x in a.paces.split(",") if x]
+    except ValueError:
+        p.error("--paces: numbers, e.g. 1000,10000,0")
     if not 1 <= a.hosts <= 64_000 or not 1 <= a.count <= 100 or not 1 <= a.repeat <= 20:
         p.error("--hosts 1..64000, --count 1..100, --repeat 1..20")
+    if not paces or any(x < 0 or 0 < x < 10 for x in paces):
+        p.error("--paces: 0 (unpaced) or at least 10 packets/s each")
     if shutil.which("fping") is None:
         p.error("fping is not installed")
-    hosts = addresses(a.hosts)
-    same_pace = 1000.0 / a.gap_ms
-    runs: dict[str, list[Run]] = {"fping": [], "weibao": [], "weibao default pace": []}
-    for i in range(a.repeat):
-        runs["fping"].append(run_fping(hosts, a.count, a.period_ms, a.timeout_ms, a.gap_ms))
-        runs["weibao"].append(run_weibao(hosts, a.count, a.period_ms, a.timeout_ms, same_pace))
-        runs["weibao default pace"].append(run_weibao(hosts, a.count, a.period_ms, a.timeout_ms,
-                                                      DEFAULT_RATE_PPS))
-        print(f"run {i + 1}/{a.repeat} done", file=sys.stderr)
-    rows = [summarise(name, r) for name, r in runs.items()]
-    print(f"{a.hosts} hosts x {a.count} probes, {a.period_ms:g} ms per host, fping -i {a.gap_ms:g} "
-          f"(weibao {same_pace:g} pkt/s; default pace {DEFAULT_RATE_PPS:g} pkt/s), timeout {a.timeout_ms:g} ms, "
-          f"median of {a.repeat} runs")
-    print(table(rows, (rows[1], rows[0])))
+    hosts = loopback_addresses(a.hosts)
+    pairs: list[tuple[Row, Row]] = []
+    for pace in paces:
+        gap_ms = 1000.0 / pace if pace else 0.0
+        label = f"{pace:g} pkt/s" if pace else "unpaced"
+        fping: list[Run] = []
+        ours: list[Run] = []
+        for _ in range(a.repeat):  # interleaved so a noisy moment hits both
+            fping.append(run_fping(hosts, a.count, a.period_ms, a.timeout_ms, gap_ms))
+            ours.append(run_weibao(hosts, a.count, a.period_ms, a.timeout_ms, pace or UNPACED_PPS))
+        pairs.append((summarise(f"fping -i {gap_ms:g} ({label})", fping), summarise(f"weibao ({label})", ours)))
+        print(f"pace {label} done", file=sys.stderr)
+    print(f"{a.hosts} hosts x {a.count} probes, {a.period_ms:g} ms per host, timeout {a.timeout_ms:g} ms, "
+          f"median of {a.repeat} runs\n")
+    print(table(pairs))
+    print("\nNotes: at a configured pace both tools are asked for the same packets/s; fping's -i is a least gap "
+          "its timer overshoots, weibao's pacer keeps the average, so compare CPU per probe (the cost) and "
+          "probes/s (what each achieved). Unpaced shows the most each can send. fping's RTTs are taken in "
+          "user space, weibao's from the kernel's receive timestamp.")
     return 0
 
 

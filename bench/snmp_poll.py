@@ -1,11 +1,19 @@
 """Benchmark: weibao's SNMP poller against Debian's prometheus-snmp-exporter on N loopback devices.
 
 One snmpd bound to ``udp:PORT`` answers on every 127.x.y.z, so N addresses are N devices. Both sides
-read the system group and the IF-MIB columns weibao uses (ifTable + ifXTable) from all N, with
-bounded concurrency. Reported per side: wall time, devices/s, CPU seconds (weibao: this process via
-getrusage; exporter: its process via /proc/PID/stat), and the ratio. Also measured: the first-contact
-cost of N new targets with pysnmp's hlapi (``get_cmd`` with one UdpTransportTarget per device)
-against weibao's transport (one engine, no per-target LCD rows), one GET of sysUpTime each.
+read the same data from every device: the six system scalars and the 14 IF-MIB columns weibao's
+``if_mib`` profile uses, for every interface snmpd has. Checked per device: weibao's result holds one
+interface fact per ifIndex snmpd lists; the exporter's page holds each of the 14 metrics once per ifIndex.
+
+The exporter is scraped by curl (``--parallel``, keep-alive, a C client in its own process) with as many
+scrapes in flight as weibao polls devices at once, so the client's cost neither slows the exporter
+nor hides in its numbers; curl's CPU is shown on its own. The exporter runs with two configs: the
+IF-MIB tables walked whole (``walk: [ifTable, ifXTable]``, max_repetitions 25: as the exporter's
+stock if_mib module walks them) and the 14 columns walked one by one with max_repetitions fitted to
+the interface count (exactly weibao's data, the fewest varbinds). Per side: wall time, devices/s,
+CPU ms per device of the poller, of snmpd and of the client (from /proc), and the requests and
+varbinds per device that snmpd itself counted (snmpInPkts, snmpInTotalReqVars). Also measured: the
+first-contact cost of N new targets with pysnmp's hlapi against weibao's transport (one GET each).
 
     .venv/bin/python bench/snmp_poll.py [--devices 1000] [--rounds 3] [--skip-hlapi] [--skip-pysnmp]
 """
@@ -16,15 +24,15 @@ import argparse
 import asyncio
 import gc
 import os
-import resource
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,7 +43,8 @@ from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSe
 from agent.pollers.snmp import SnmpPoller  # noqa: E402
 from agent.pollers.snmp.engine import SnmpTransport, Target, parse_oid  # noqa: E402
 from agent.state import StateStore  # noqa: E402
-from tests.peers.snmpd import COMMUNITY, running_snmpd  # noqa: E402
+from bench.common import cpu_seconds, free_tcp_port, loopback_addresses, markdown_table, ratio, self_cpu, stop  # noqa: E402
+from tests.peers.snmpd import COMMUNITY, Snmpd, running_snmpd  # noqa: E402
 
 EXPORTER = "/usr/bin/prometheus-snmp-exporter"
 SYSTEM_OIDS = ["1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.4.0",
@@ -50,47 +59,99 @@ IF_COLUMNS = [
     ("1.3.6.1.2.1.31.1.1.1.6", "ifHCInOctets", "counter"), ("1.3.6.1.2.1.31.1.1.1.10", "ifHCOutOctets", "counter"),
     ("1.3.6.1.2.1.31.1.1.1.15", "ifHighSpeed", "gauge"), ("1.3.6.1.2.1.31.1.1.1.18", "ifAlias", "DisplayString"),
 ]
-SCRAPE_CONCURRENCY = 50
+IF_TABLES = ["1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"]  # ifTable, ifXTable
+IF_INDEX = "1.3.6.1.2.1.2.2.1.1"
+SNMP_IN_PKTS, SNMP_IN_REQ_VARS = "1.3.6.1.2.1.11.1.0", "1.3.6.1.2.1.11.13.0"
+IN_FLIGHT = 32  # weibao's polls at once = the exporter's scrapes at once
+EXPORTER_MODES = ("tables", "columns")
 
 
-def addresses(n: int) -> list[str]:
-    # 127.1.x.y, y in 1..250: distinct loopback addresses, all answered by the one snmpd
-    return [f"127.1.{i // 250}.{1 + i % 250}" for i in range(n)]
+@dataclass(frozen=True)
+class Row:
+    label: str
+    devices: int
+    complete: int  # devices whose full data came back
+    wall_s: float
+    cpu_s: float  # the poller: weibao's process or the exporter
+    snmpd_cpu_s: float | None = None
+    client_cpu_s: float | None = None
+    requests: int | None = None  # SNMP messages snmpd received
+    varbinds: int | None = None  # objects snmpd returned
+
+    @property
+    def rate(self) -> float:
+        return self.devices / self.wall_s
+
+    def per_device_ms(self, seconds: float | None) -> str:
+        return "" if seconds is None else f"{1000 * seconds / self.devices:.2f}"
+
+    def per_device(self, count: int | None) -> str:
+        return "" if count is None else f"{count / self.devices:.1f}"
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class SnmpdMeter:
+    """snmpd's CPU (from /proc) and its own request counters, read before and after a run."""
+
+    def __init__(self, snmpd: Snmpd) -> None:
+        self.snmpd = snmpd
+
+    def read(self) -> tuple[float, int, int]:
+        assert self.snmpd.proc is not None
+        pkts = self.snmpd.snmpget(SNMP_IN_PKTS) or "0"
+        varbinds = self.snmpd.snmpget(SNMP_IN_REQ_VARS) or "0"
+        return cpu_seconds(self.snmpd.proc.pid), int(pkts), int(varbinds)
+
+    def since(self, before: tuple[float, int, int]) -> tuple[float, int, int]:
+        cpu, pkts, varbinds = self.read()
+        # the two snmpgets of read() itself: 2 messages, 1 varbind each
+        return cpu - before[0], pkts - before[1] - 2, varbinds - before[2] - 2
 
 
-def cpu_self() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+def interface_count(snmpd: Snmpd) -> int:
+    """How many ifIndex rows snmpd itself lists: what each device's answer must hold."""
+    out = subprocess.run(["snmpwalk", "-v2c", "-c", COMMUNITY, "-On", "-Oqv", f"udp:127.0.0.1:{snmpd.port}",
+                          IF_INDEX], env={**os.environ, "MIBS": ""}, capture_output=True, text=True, timeout=30,
+                         check=True)
+    return len(out.stdout.split())
 
 
-def cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def exporter_config(path: Path) -> None:
+def exporter_config(path: Path, mode: str, interfaces: int) -> None:
     """snmp.yml in the 0.21 format (one module holding walk/get/metrics/auth), numeric OIDs only."""
-    lines = ["if_mib:", "  walk:"]
-    lines += [f"  - {oid}" for oid, _, _ in IF_COLUMNS]
+    if mode == "tables":
+        walks, reps = IF_TABLES, 25
+    else:
+        # one more repetition than rows ends each column's walk in one request; at least 6 keeps
+        # the six system OIDs in one GET (the exporter batches GETs by max_repetitions)
+        walks, reps = [oid for oid, _, _ in IF_COLUMNS], max(6, interfaces + 1)
+    lines = ["if_mib:", "  walk:"] + [f"  - {oid}" for oid in walks]
     lines += ["  get:"] + [f"  - {oid}" for oid in SYSTEM_OIDS]
-    lines += ["  metrics:",
-              "  - name: sysUpTime", "    oid: 1.3.6.1.2.1.1.3", "    type: gauge", "    help: sysUpTime",
-              "  - name: sysName", "    oid: 1.3.6.1.2.1.1.5", "    type: DisplayString", "    help: sysName",
-              "  - name: sysDescr", "    oid: 1.3.6.1.2.1.1.1", "    type: DisplayString", "    help: sysDescr"]
+    lines += ["  metrics:"]
+    for oid, name, typ in [("1.3.6.1.2.1.1.1", "sysDescr", "DisplayString"), ("1.3.6.1.2.1.1.2", "sysObjectID",
+                                                                               "OctetString"),
+                           ("1.3.6.1.2.1.1.3", "sysUpTime", "gauge"), ("1.3.6.1.2.1.1.4", "sysContact",
+                                                                      "DisplayString"),
+                           ("1.3.6.1.2.1.1.5", "sysName", "DisplayString"), ("1.3.6.1.2.1.1.6", "sysLocation",
+                                                                             "DisplayString")]:
+        lines += [f"  - name: {name}", f"    oid: {oid}", f"    type: {typ}", f"    help: {name}"]
     for oid, name, typ in IF_COLUMNS:
         lines += [f"  - name: {name}", f"    oid: {oid}", f"    type: {typ}", f"    help: {name}",
                   "    indexes:", "    - labelname: ifIndex", "      type: gauge",
                   "    lookups:", "    - labels: [ifIndex]", "      labelname: ifName",
                   "      oid: 1.3.6.1.2.1.31.1.1.1.1", "      type: DisplayString"]
-    lines += ["  version: 2", "  max_repetitions: 25", "  retries: 1", "  timeout: 2s",
+    lines += ["  version: 2", f"  max_repetitions: {reps}", "  retries: 1", "  timeout: 2s",
               "  auth:", f"    community: {COMMUNITY}"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def exporter_page_complete(text: str, interfaces: int) -> bool:
+    counts = dict.fromkeys([name for _, name, _ in IF_COLUMNS], 0)
+    up = False
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in counts:
+            counts[name] += 1
+        up = up or name == "sysUpTime"
+    return up and all(c == interfaces for c in counts.values())
 
 
 def devices(addrs: list[str], port: int) -> list[Device]:
@@ -101,92 +162,120 @@ def devices(addrs: list[str], port: int) -> list[Device]:
             for i, a in enumerate(addrs)]
 
 
-def measure(label: str, n: int, fn: Callable[[], Coroutine[Any, Any, int]], cpu: Callable[[], float]) -> dict[str, Any]:
-    c0, t0 = cpu(), time.monotonic()
-    ok = asyncio.run(fn())
-    wall, used = time.monotonic() - t0, cpu() - c0
-    return {"label": label, "devices": n, "ok": ok, "wall": wall, "rate": n / wall, "cpu": used}
-
-
-def weibao_rounds(devs: list[Device], rounds: int, *, pysnmp: bool = False) -> list[dict[str, Any]]:
+def weibao_rounds(devs: list[Device], rounds: int, meter: SnmpdMeter, interfaces: int, *,
+                  pysnmp: bool = False, between: Callable[[int], None] | None = None) -> list[Row]:
+    """weibao's rounds with one poller (its memory carries over); ``between(i)`` runs after round i."""
     state = StateStore()
-    poller = SnmpPoller(state, max_in_flight=32, pysnmp_for_community=pysnmp)
+    poller = SnmpPoller(state, max_in_flight=IN_FLIGHT, pysnmp_for_community=pysnmp)
     name = "weibao, v2c via pysnmp" if pysnmp else "weibao"
-    out = []
 
-    async def one_round() -> int:
-        results = await poller.poll_many(devs)
-        return sum(1 for r in results if r.ok and any(s.metric == "if.oper_up" for s in r.samples))
-
-    async def whole() -> list[dict[str, Any]]:
+    async def whole() -> list[Row]:
         rows = []
         for i in range(rounds):
-            c0, t0 = cpu_self(), time.monotonic()
-            ok = await one_round()
-            wall, used = time.monotonic() - t0, cpu_self() - c0
-            label = f"{name} round 1 (first contact)" if i == 0 else f"{name} round {i + 1}"
-            rows.append({"label": label, "devices": len(devs), "ok": ok, "wall": wall,
-                         "rate": len(devs) / wall, "cpu": used})
+            before, c0, t0 = meter.read(), self_cpu(), time.monotonic()
+            results = await poller.poll_many(devs)
+            wall, used = time.monotonic() - t0, self_cpu() - c0
+            s_cpu, pkts, varbinds = meter.since(before)
+            complete = sum(1 for r in results if r.ok and len(r.facts.get("interfaces", [])) == interfaces
+                           and any(s.metric == "sys.uptime_s" for s in r.samples))
+            label = f"{name}, round {i + 1}" + (" (first contact)" if i == 0 else "")
+            rows.append(Row(label, len(devs), complete, wall, used, s_cpu, None, pkts, varbinds))
+            if between is not None:
+                between(i)  # blocks the loop on purpose: nothing of weibao's runs meanwhile
         poller.close()
         return rows
 
-    out = asyncio.run(whole())
-    return out
+    return asyncio.run(whole())
 
 
-def exporter_rounds(addrs: list[str], port: int, rounds: int) -> list[dict[str, Any]]:
-    tmp = Path(tempfile.mkdtemp(prefix="weibao-bench-"))
-    conf = tmp / "snmp.yml"
-    exporter_config(conf)
+def start_exporter(conf: Path) -> tuple[subprocess.Popen[bytes], str]:
     web = free_tcp_port()
     proc = subprocess.Popen([EXPORTER, f"--config.file={conf}", f"--web.listen-address=127.0.0.1:{web}",
-                             "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{web}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise SystemExit(f"exporter did not start: {err[-1000:]}")
-            time.sleep(0.1)
-
-        async def scrape_all() -> int:
-            sem = asyncio.Semaphore(SCRAPE_CONCURRENCY)
-            limits = httpx.Limits(max_connections=SCRAPE_CONCURRENCY, max_keepalive_connections=SCRAPE_CONCURRENCY)
-            async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
-                async def one(addr: str) -> bool:
-                    async with sem:
-                        r = await client.get("/snmp", params={"module": "if_mib", "target": f"{addr}:{port}"})
-                        return r.status_code == 200 and "ifHCInOctets{" in r.text
-                return sum(await asyncio.gather(*(one(a) for a in addrs)))
-
-        return [measure(f"exporter round {i + 1}", len(addrs), scrape_all, lambda: cpu_of(proc.pid))
-                for i in range(rounds)]
-    finally:
-        proc.terminate()
+                             "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{web}"
+    deadline = time.monotonic() + 15
+    while True:
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+            if httpx.get(base + "/", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise SystemExit(f"{EXPORTER} did not start (config {conf})")
+        time.sleep(0.1)
 
 
-def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[dict[str, Any]]:
+def curl_all(urls: list[str], out_dir: Path, in_flight: int) -> float:
+    """Fetch every URL with one curl process (parallel, keep-alive); returns curl's CPU seconds."""
+    cfg = out_dir / "curl.cfg"
+    cfg.write_text("".join(f'url = "{u}"\noutput = "{out_dir}/{i}.txt"\n' for i, u in enumerate(urls)),
+                   encoding="utf-8")
+    with (out_dir / "curl.err").open("wb") as err:
+        proc = subprocess.Popen(["curl", "--silent", "--show-error", "--no-progress-meter", "--parallel",
+                                 "--parallel-max", str(in_flight), "--max-time", "30", "--config", str(cfg)],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        # wait4 rather than wait(): it also hands back the child's CPU time
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Exporter:
+    """One running exporter with one config; ``scrape_round()`` scrapes every device once."""
+
+    LABELS: ClassVar[dict[str, str]] = {"tables": "exporter, ifTable+ifXTable walked",
+                                        "columns": "exporter, 14 columns walked"}
+
+    def __init__(self, work: Path, mode: str, addrs: list[str], port: int, meter: SnmpdMeter,
+                 interfaces: int) -> None:
+        self.work, self.meter, self.interfaces, self.label = work, meter, interfaces, self.LABELS[mode]
+        conf = work / f"snmp-{mode}.yml"
+        exporter_config(conf, mode, interfaces)
+        self.proc, base = start_exporter(conf)
+        self.urls = [f"{base}/snmp?module=if_mib&target={a}:{port}" for a in addrs]
+        self.rows: list[Row] = []
+
+    def scrape_round(self) -> Row:
+        out = self.work / f"round-{len(self.rows)}-{self.label.split(',')[1].split()[0]}"
+        out.mkdir()
+        before, e0, t0 = self.meter.read(), cpu_seconds(self.proc.pid), time.monotonic()
+        client = curl_all(self.urls, out, IN_FLIGHT)
+        wall, used = time.monotonic() - t0, cpu_seconds(self.proc.pid) - e0
+        s_cpu, pkts, varbinds = self.meter.since(before)
+        complete = 0
+        for j in range(len(self.urls)):
+            page = out / f"{j}.txt"
+            if page.exists() and exporter_page_complete(page.read_text(errors="replace"), self.interfaces):
+                complete += 1
+        if complete < len(self.urls):
+            errors = (out / "curl.err").read_text(errors="replace").strip()
+            print(f"{self.label}: {len(self.urls) - complete} pages incomplete; curl: {errors[-500:]}",
+                  file=sys.stderr)
+        shutil.rmtree(out)
+        row = Row(f"{self.label}, round {len(self.rows) + 1}", len(self.urls), complete, wall, used, s_cpu,
+                  client, pkts, varbinds)
+        self.rows.append(row)
+        return row
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+def measure(label: str, n: int, fn: Callable[[], Coroutine[Any, Any, int]]) -> Row:
+    c0, t0 = self_cpu(), time.monotonic()
+    ok = asyncio.run(fn())
+    return Row(label, n, ok, time.monotonic() - t0, self_cpu() - c0)
+
+
+def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[Row]:
     oid = "1.3.6.1.2.1.1.3.0"
     rows = []
 
     async def ours() -> int:
         t = SnmpTransport()
         auth = t.auth_for(SnmpCredential(type="snmp", version="2c", community=COMMUNITY))
-        sem = asyncio.Semaphore(32)
+        sem = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(a: str) -> bool:
             async with sem:
@@ -199,7 +288,7 @@ def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[dict[st
         t.close()
         return ok
 
-    rows.append(measure("first contact, weibao transport (1 GET each)", len(addrs), ours, cpu_self))
+    rows.append(measure("first contact, weibao transport (1 GET each)", len(addrs), ours))
     if skip_hlapi:
         return rows
     from pysnmp.hlapi.v3arch.asyncio import (
@@ -214,7 +303,7 @@ def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[dict[st
 
     async def hlapi() -> int:
         engine = SnmpEngine()
-        sem = asyncio.Semaphore(32)
+        sem = asyncio.Semaphore(IN_FLIGHT)
 
         async def one(a: str) -> bool:
             async with sem:
@@ -226,47 +315,102 @@ def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[dict[st
         engine.close_dispatcher()
         return ok
 
-    rows.append(measure("first contact, pysnmp hlapi get_cmd (1 GET each)", len(addrs), hlapi, cpu_self))
+    rows.append(measure("first contact, pysnmp hlapi get_cmd (1 GET each)", len(addrs), hlapi))
     return rows
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"| {'run':<50} | devices |    ok | wall s | devices/s | CPU s |",
-             "|" + "-" * 52 + "|---------|-------|--------|-----------|-------|"]
-    for r in rows:
-        lines.append(f"| {r['label']:<50} | {r['devices']:>7} | {r['ok']:>5} | {r['wall']:>6.2f} | "
-                     f"{r['rate']:>9.0f} | {r['cpu']:>5.2f} |")
-    return "\n".join(lines)
+def table(rows: list[Row]) -> str:
+    head = ("run", "devices", "complete", "wall s", "devices/s", "poller CPU ms/dev", "snmpd CPU ms/dev",
+            "client CPU ms/dev", "requests/dev", "varbinds/dev")
+    return markdown_table(head, [
+        (r.label, str(r.devices), str(r.complete), f"{r.wall_s:.2f}", f"{r.rate:.0f}", r.per_device_ms(r.cpu_s),
+         r.per_device_ms(r.snmpd_cpu_s), r.per_device_ms(r.client_cpu_s), r.per_device(r.requests),
+         r.per_device(r.varbinds)) for r in rows])
+
+
+def summary(ours: list[Row], theirs: list[Row]) -> str:
+    """Steady-state ratios, each the best of its side: weibao's rounds after the first, every exporter round."""
+    steady = ours[1:] or ours
+    w, e = min(steady, key=lambda r: r.wall_s), min(theirs, key=lambda r: r.wall_s)
+    w_cpu, e_cpu = min(steady, key=lambda r: r.cpu_s), min(theirs, key=lambda r: r.cpu_s)
+    w_snmpd = min(steady, key=lambda r: r.snmpd_cpu_s or 0.0)
+    e_snmpd = min(theirs, key=lambda r: r.snmpd_cpu_s or 0.0)
+    return markdown_table(("weibao / exporter, best of each", "ratio", "weibao", "exporter"), left=(0, 3), rows=[
+        ("devices/s (higher is better)", ratio(w.rate, e.rate), f"{w.rate:.0f}", f"{e.rate:.0f} ({e.label})"),
+        ("poller CPU per device (lower is better)", ratio(w_cpu.cpu_s, e_cpu.cpu_s),
+         w_cpu.per_device_ms(w_cpu.cpu_s) + " ms", f"{e_cpu.per_device_ms(e_cpu.cpu_s)} ms ({e_cpu.label})"),
+        ("snmpd CPU per device (lower is better)", ratio(w_snmpd.snmpd_cpu_s or 0.0, e_snmpd.snmpd_cpu_s or 0.0),
+         w_snmpd.per_device_ms(w_snmpd.snmpd_cpu_s) + " ms",
+         f"{e_snmpd.per_device_ms(e_snmpd.snmpd_cpu_s)} ms ({e_snmpd.label})"),
+    ])
+
+
+NOTES = """\
+Notes: both sides fetch the six system scalars and the 14 IF-MIB columns of weibao's if_mib profile
+for every interface, and each device counts as complete only if all of it came back. weibao: one GET of
+the system scalars, then one GETBULK walking all 14 columns side by side (max-repetitions = last poll's
+row count + 1, so round 1 asks more). Exporter: one GET, then either two subtree walks (ifTable and
+ifXTable whole: more varbinds than needed, fewer requests) or one walk per column (exactly the same
+varbinds). Requests and varbinds per device are snmpd's own counters. The exporter is scraped by curl
+in its own process; in production a Prometheus server would pay that client cost, weibao pays its own
+decoding in "poller CPU". Both keep 32 devices in flight, and their rounds take turns (weibao, then each
+exporter config) so a busy moment of the shared machine hits both. Compare ratios within one run, not
+absolute numbers across runs."""
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--exporter-modes", default=",".join(EXPORTER_MODES),
+                    help="comma-separated: tables (ifTable+ifXTable walked whole), columns (one walk per column)")
     ap.add_argument("--skip-hlapi", action="store_true", help="skip the (slow) pysnmp hlapi first-contact run")
     ap.add_argument("--skip-pysnmp", action="store_true", help="skip weibao's rounds with v2c through pysnmp")
     args = ap.parse_args()
-    if not 1 <= args.devices <= 60000:
-        raise SystemExit("--devices must be between 1 and 60000")
-    if not Path(EXPORTER).exists():
-        raise SystemExit(f"{EXPORTER} not found (apt-get install prometheus-snmp-exporter)")
-    addrs = addresses(args.devices)
+    modes = [m for m in args.exporter_modes.split(",") if m]
+    if not 1 <= args.devices <= 60000 or not 1 <= args.rounds <= 10:
+        raise SystemExit("--devices must be 1..60000, --rounds 1..10")
+    if any(m not in EXPORTER_MODES for m in modes):
+        raise SystemExit(f"--exporter-modes: choose from {', '.join(EXPORTER_MODES)}")
+    for binary in (EXPORTER, "curl", "snmpwalk"):
+        if shutil.which(binary) is None:
+            raise SystemExit(f"{binary} not found (apt-get install prometheus-snmp-exporter curl snmp)")
+    addrs = loopback_addresses(args.devices)
     with running_snmpd(bind_all=True) as snmpd:
-        print(f"snmpd on udp:{snmpd.port} (all loopback addresses); {args.devices} devices, 2 cores")
-        # the fast runs first: the pysnmp runs leave a large heap behind that slows what follows
-        ours = weibao_rounds(devices(addrs, snmpd.port), args.rounds)
-        gc.collect()
-        theirs = exporter_rounds(addrs, snmpd.port, args.rounds)
+        meter = SnmpdMeter(snmpd)
+        interfaces = interface_count(snmpd)
+        print(f"snmpd on udp:{snmpd.port} (all loopback addresses), {interfaces} interfaces; "
+              f"{args.devices} devices, {os.cpu_count()} cores, {IN_FLIGHT} in flight")
+        # weibao's and the exporters' rounds take turns, so a busy moment of the shared machine hits
+        # both; the fast runs first: the pysnmp runs leave a large heap behind that slows what follows
+        with tempfile.TemporaryDirectory(prefix="weibao-bench-") as tmp:
+            exporters: list[Exporter] = []
+
+            def exporters_round(_i: int) -> None:
+                for e in exporters:
+                    e.scrape_round()
+
+            try:
+                for m in modes:
+                    exporters.append(Exporter(Path(tmp), m, addrs, snmpd.port, meter, interfaces))
+                ours = weibao_rounds(devices(addrs, snmpd.port), args.rounds, meter, interfaces,
+                                     between=exporters_round)
+            finally:
+                for e in exporters:
+                    e.close()
+        theirs = [r for e in exporters for r in e.rows]
         gc.collect()
         contact = first_contact(addrs, snmpd.port, args.skip_hlapi)
         gc.collect()
-        slow = [] if args.skip_pysnmp else weibao_rounds(devices(addrs, snmpd.port), args.rounds, pysnmp=True)
+        slow = [] if args.skip_pysnmp else weibao_rounds(devices(addrs, snmpd.port), args.rounds, meter,
+                                                         interfaces, pysnmp=True)
+    print()
     print(table(ours + theirs + contact + slow))
-    w = min(ours[1:] or ours, key=lambda r: r["wall"])
-    e = min(theirs[1:] or theirs, key=lambda r: r["wall"])
-    print(f"\nsteady state (best round after the first): weibao {w['rate']:.0f} devices/s, {w['cpu']:.2f} CPU s; "
-          f"exporter {e['rate']:.0f} devices/s, {e['cpu']:.2f} CPU s")
-    print(f"ratio weibao/exporter: devices/s {w['rate'] / e['rate']:.2f}, CPU s {w['cpu'] / max(e['cpu'], 1e-9):.2f}")
+    print()
+    if theirs:
+        print(summary(ours, theirs))
+        print()
+    print(NOTES)
 
 
 if __name__ == "__main__":
