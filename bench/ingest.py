@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -95,6 +96,16 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` plus its children (uvicorn's workers)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += cpu_s(int(child))
+    return total
+
+
 def post_all(peer: CollectorPeer, token: str, bodies: list[bytes], clients: int) -> float:
     queue = list(reversed(bodies))
     lock = threading.Lock()
@@ -133,14 +144,17 @@ def register(peer: CollectorPeer, token: str, devices: int) -> None:
 
 
 def via_collector(work: Path, config: dict[str, object], bodies: list[bytes], devices: int,
-                  clients: int) -> tuple[float, int, int]:
+                  clients: int) -> tuple[float, float, int, int]:
+    """Seconds to send ``bodies[2:]``, the collector's CPU seconds meanwhile, its memory."""
     with run_collector(work, config) as peer:
         token = peer.token(AGENT)
         register(peer, token, devices)
-        post_all(peer, token, bodies[:2], 1)  # warm-up (series ids, connections), not counted
+        post_all(peer, token, bodies[:2], clients)  # warm-up (series ids, connections), not counted
+        cpu0 = cpu_s(peer.proc.pid)
         elapsed = post_all(peer, token, bodies[2:], clients)
+        cpu = cpu_s(peer.proc.pid) - cpu0
         rss, hwm = rss_kib(peer.proc.pid)
-    return elapsed, rss, hwm
+    return elapsed, cpu, rss, hwm
 
 
 def raw_sqlite(path: Path, batches: list[PreparedSamples]) -> float:
@@ -184,7 +198,12 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=2, help="concurrent senders per collector worker")
     ap.add_argument("--rounds", type=int, default=2,
                     help="samples per series in one batch (1: the most rollup rows per sample)")
+    ap.add_argument("--backends", default="sqlite,victoria",
+                    help="comma-separated: sqlite, victoria (the collector rows and the raw row of each)")
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts to measure")
     args = ap.parse_args()
+    backends = set(args.backends.split(","))
+    worker_counts = [int(w) for w in args.workers.split(",")]
 
     # enough series that one batch holds exactly ``rounds`` samples of each
     args.devices = max(args.devices, -(-args.batch // (args.rounds * PER_DEVICE)))
@@ -192,43 +211,48 @@ def main() -> int:
     bodies = [encode(b) for b in batches]
     timed = [prepared(b) for b in batches[2:]]
     n = sum(len(b) for b in batches[2:])
-    results: list[tuple[str, float]] = []
+    results: list[tuple[str, float, float]] = []  # path, samples/s, collector CPU seconds
     memory: list[tuple[str, int, int]] = []
     with tempfile.TemporaryDirectory(prefix="weibao-bench-") as tmp:
         work = Path(tmp)
-        for workers in (1, 2):
+        for workers in worker_counts if "sqlite" in backends else []:
             (work / f"sqlite-{workers}").mkdir()
-            t, rss, hwm = via_collector(work / f"sqlite-{workers}", {"workers": workers}, bodies, args.devices,
-                                        args.clients * workers)
-            results.append((f"collector HTTP -> SQLite, {workers} worker(s)", n / t))
+            t, cpu, rss, hwm = via_collector(work / f"sqlite-{workers}", {"workers": workers}, bodies,
+                                             args.devices, args.clients * workers)
+            results.append((f"collector HTTP -> SQLite, {workers} worker(s)", n / t, cpu))
             memory.append((f"SQLite, {workers} worker(s)", rss, hwm))
-        results.append(("raw executemany -> SQLite", n / raw_sqlite(work / "raw.db", timed)))
-        if victoria.available():
-            for workers in (1, 2):
+        if "sqlite" in backends:
+            results.append(("raw executemany -> SQLite", n / raw_sqlite(work / "raw.db", timed), 0.0))
+        if "victoria" not in backends:
+            pass
+        elif victoria.available():
+            for workers in worker_counts:
                 with victoria.run_victoria(work / f"vm-{workers}") as vm:
                     (work / f"influx-{workers}").mkdir()
                     cfg = {"workers": workers, "tsdb": {"backend": "influxdb", "influxdb": {
                         "url": vm.url, "org": "weibao", "bucket": "weibao"}}}
-                    t, rss, hwm = via_collector(work / f"influx-{workers}", cfg, bodies, args.devices,
-                                                args.clients * workers)
-                    results.append((f"collector HTTP -> VictoriaMetrics, {workers} worker(s)", n / t))
+                    t, cpu, rss, hwm = via_collector(work / f"influx-{workers}", cfg, bodies, args.devices,
+                                                     args.clients * workers)
+                    results.append((f"collector HTTP -> VictoriaMetrics, {workers} worker(s)", n / t, cpu))
                     memory.append((f"VictoriaMetrics, {workers} worker(s)", rss, hwm))
             with victoria.run_victoria(work / "vm-raw") as vm:
-                results.append(("raw line protocol -> VictoriaMetrics", n / raw_victoria(vm.url, timed)))
+                results.append(("raw line protocol -> VictoriaMetrics", n / raw_victoria(vm.url, timed), 0.0))
         else:
             print("victoria-metrics not installed: its rows are skipped", file=sys.stderr)
 
     print(f"\n{n:,} samples in batches of {args.batch:,}, {args.rounds} sample(s) per series per batch "
           f"({args.batch // args.rounds:,} series), "
           f"{args.clients} sender(s) per worker\n")
-    print(f"| {'path':<52} | {'samples/s':>11} | {'vs raw':>7} |")
-    print(f"|{'-' * 54}|{'-' * 13}|{'-' * 9}|")
-    raw = {("SQLite" if "SQLite" in name else "VictoriaMetrics"): rate for name, rate in results
+    # CPU per sample is steadier than samples/s on a shared machine: other load slows the clock, not the work
+    print(f"| {'path':<52} | {'samples/s':>11} | {'vs raw':>7} | {'collector CPU us/sample':>23} |")
+    print(f"|{'-' * 54}|{'-' * 13}|{'-' * 9}|{'-' * 25}|")
+    raw = {("SQLite" if "SQLite" in name else "VictoriaMetrics"): rate for name, rate, _ in results
            if name.startswith("raw")}
-    for name, rate in results:
+    for name, rate, cpu in results:
         backend = "SQLite" if "SQLite" in name else "VictoriaMetrics"
         ratio = "" if name.startswith("raw") or not raw.get(backend) else f"{rate / raw[backend]:.2f}"
-        print(f"| {name:<52} | {rate:>11,.0f} | {ratio:>7} |")
+        per = f"{cpu / n * 1e6:.1f}" if cpu else ""
+        print(f"| {name:<52} | {rate:>11,.0f} | {ratio:>7} | {per:>23} |")
     print()
     for backend, rss, hwm in memory:
         print(f"collector resident memory ({backend}): {rss / 1024:.0f} MiB at the end, "

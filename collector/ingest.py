@@ -2,6 +2,8 @@
 
 Order of the checks: token (401/403) and size (413) in collector.api before the body is parsed; here the
 JSON (400), the fields (422, each problem naming its field), the devices (422 naming the unknown ones).
+A body of the usual shape is parsed by ``agent.wire.parse_batch_fast``; any other body, valid or not, by
+the pydantic model, so refusals and their messages come from pydantic alone.
 
 Exactly once, by layout:
 
@@ -31,7 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from agent.wire import IngestBatch, InventoryRegistration
+from agent.wire import IngestBatch, InventoryRegistration, parse_batch_fast
 from collector import rollup
 from collector.auth import Principal, Role
 from collector.config import LimitsConfig
@@ -118,9 +120,18 @@ class Ingestor:
     # --- checks ---------------------------------------------------------------------------------
 
     def check(self, principal: Principal, body: bytes) -> IngestBatch:
+        return self._check(principal, body)[0]
+
+    def _check(self, principal: Principal, body: bytes) -> tuple[IngestBatch, list[int] | None]:
+        """The batch, and each sample's time in ms when the fast parse could tell it."""
         if len(body) > self.limits.max_batch_bytes:
             raise Refused(413, "too_large", f"batch of {len(body)} bytes exceeds {self.limits.max_batch_bytes}")
-        batch: IngestBatch = parse(body, IngestBatch)
+        fast = parse_batch_fast(body)
+        ts_ms: list[int] | None = None
+        if fast is None:
+            batch: IngestBatch = parse(body, IngestBatch)
+        else:
+            batch, ts_ms = fast
         if len(batch.samples) > self.limits.max_batch_samples or len(batch.events) > self.limits.max_batch_events:
             raise Refused(413, "too_large", f"batch of {len(batch.samples)} samples and {len(batch.events)} "
                           f"events exceeds {self.limits.max_batch_samples} / {self.limits.max_batch_events}")
@@ -132,18 +143,23 @@ class Ingestor:
             shown = ", ".join(unknown[:MAX_PROBLEMS]) + (" ..." if len(unknown) > MAX_PROBLEMS else "")
             raise Refused(422, "unknown_device", f"unknown device(s), not registered by any agent: {shown}",
                           [{"field": "device", "message": f"unknown device {n!r}"} for n in unknown[:MAX_PROBLEMS]])
-        return batch
+        return batch, ts_ms
 
     # --- apply ----------------------------------------------------------------------------------
 
-    def prepare(self, batch: IngestBatch) -> PreparedSamples:
+    def prepare(self, batch: IngestBatch, ts_ms: list[int] | None = None) -> PreparedSamples:
+        """The samples grouped by series; ``ts_ms`` (each sample's time in ms, in order) saves the
+        conversion of every timestamp."""
         series: dict[SeriesKey, list[tuple[int, float]]] = {}
         labels: dict[str, dict[str, str]] = {_NO_LABELS: {}}
         keys = self._label_keys
         if len(keys) > 100_000:
             keys.clear()
+        if ts_ms is None:
+            # round: timestamp() * 1000 of a whole millisecond may fall just below it
+            ts_ms = [round(s["ts"].timestamp() * 1000) for s in batch.samples]
         find = series.get
-        for s in batch.samples:
+        for s, ms in zip(batch.samples, ts_ms, strict=True):
             lab = s.get("labels")
             if lab:
                 items = tuple(lab.items()) if len(lab) == 1 else tuple(sorted(lab.items()))
@@ -152,31 +168,38 @@ class Ingestor:
                     lk = keys[items] = json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False)
                 if lk not in labels:
                     labels[lk] = dict(items)
+                key = (s["device"], s["metric"], lk)
             else:
-                lk = _NO_LABELS
-            key = (s["device"], s["metric"], lk)
+                key = (s["device"], s["metric"], _NO_LABELS)
             points = find(key)
             if points is None:
-                points = series[key] = []
-            # round: timestamp() * 1000 of a whole millisecond may fall just below it
-            points.append((round(s["ts"].timestamp() * 1000), s["value"]))
+                series[key] = [(ms, s["value"])]
+            else:
+                points.append((ms, s["value"]))
         return PreparedSamples(series=series, labels=labels, count=len(batch.samples))
 
     def seen(self, batch_id: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(Batch.batch_id).where(Batch.batch_id == batch_id)).first() is not None
 
-    def apply(self, batch: IngestBatch) -> Outcome:
+    def apply(self, batch: IngestBatch, ts_ms: list[int] | None = None) -> Outcome:
         bid = str(batch.batch_id)
         n_s, n_e = len(batch.samples), len(batch.events)
         if self.seen(bid):
             return Outcome(bid, True, n_s, n_e)
-        prepared = self.prepare(batch)
+        prepared = self.prepare(batch, ts_ms)
+        # rows built here, before the write lock, cost no other worker any waiting: the rollup rows
+        # when every series already has its id, the raw store's rows likewise
+        known = self.series_ids.known(prepared.series)
+        rows = rollup.rollup_rows(prepared.series, known) if known is not None else None
+        stage = getattr(self.store, "stage", None)  # optional in the SampleStore protocol
+        if stage is not None and prepared.count:
+            stage(prepared)
         try:
             if self.write_lock is None:
-                return self._apply(batch, bid, prepared)
+                return self._apply(batch, bid, prepared, rows)
             with self.write_lock.held():
-                return self._apply(batch, bid, prepared)
+                return self._apply(batch, bid, prepared, rows)
         except StorageUnavailable as exc:
             raise Refused(503, "storage_unavailable", str(exc)) from exc
         except StorageError as exc:
@@ -186,7 +209,8 @@ class Ingestor:
             log.warning("state store failed on batch %s: %s", bid, getattr(exc, "orig", exc))
             raise Refused(503, "state_unavailable", "state store unavailable, retry later") from exc
 
-    def _apply(self, batch: IngestBatch, bid: str, prepared: PreparedSamples) -> Outcome:
+    def _apply(self, batch: IngestBatch, bid: str, prepared: PreparedSamples,
+               rows: list[tuple[Any, ...]] | None) -> Outcome:
         now_ms = time.time_ns() // 1_000_000
         after: Callable[[], None] | None = None
         n_s, n_e = len(batch.samples), len(batch.events)
@@ -199,10 +223,13 @@ class Ingestor:
                     # twin of this batch waits here on the primary key and then fails as a duplicate
                     conn.execute(insert(Batch).values(
                         batch_id=bid, agent=batch.agent, received_ms=now_ms, samples=n_s, events=n_e))
-                    ids, publish = self.series_ids.resolve(conn, prepared.series)
+                    publish = _nothing
+                    if rows is None:
+                        ids, publish = self.series_ids.resolve(conn, prepared.series)
+                        rows = rollup.rollup_rows(prepared.series, ids)
                     if self.store.joins_state_transaction and prepared.count:
                         after = self.store.write(prepared, conn)
-                    rollup.apply(conn, prepared.series, ids)
+                    rollup.upsert(conn, rows)
                     if batch.events:
                         conn.execute(insert(EventRow), [
                             {"device": e["device"], "kind": str(e["kind"]), "ts_ms": round(e["ts"].timestamp() * 1000),
@@ -224,8 +251,8 @@ class Ingestor:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            batch = self.check(principal, body)
-            outcome = self.apply(batch)
+            batch, ts_ms = self._check(principal, body)
+            outcome = self.apply(batch, ts_ms)
         finally:
             if collecting:
                 gc.enable()
@@ -262,3 +289,7 @@ class Ingestor:
             res_b = conn.execute(delete(Batch).where(Batch.received_ms < now - int(batch_days * day)))
             out["batch_ids"] = int(res_b.rowcount or 0)
         return out
+
+
+def _nothing() -> None:
+    return None

@@ -1,4 +1,4 @@
-"""The state-store engine: SQLite (WAL, synchronous=NORMAL) or PostgreSQL, migrated to the latest schema."""
+"""The state-store engine: SQLite (WAL, synchronous=FULL) or PostgreSQL, migrated to the latest schema."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ _PG_MIGRATION_LOCK = 0x77656962
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file
-    cur.execute("PRAGMA synchronous=NORMAL")
+    # FULL: the agent deletes a batch once we acknowledge it, so an acknowledged commit must survive a
+    # power cut (NORMAL in WAL mode could lose the last commits); one WAL fsync per batch
+    cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA mmap_size=268435456")

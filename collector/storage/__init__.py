@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -31,6 +31,8 @@ class PreparedSamples:
     series: Mapping[SeriesKey, list[tuple[int, float]]]
     labels: Mapping[str, Mapping[str, str]]  # canonical labels JSON -> labels
     count: int
+    # rows a store computed ahead of its write (``stage``, outside the write lock), by store name
+    staged: dict[str, Any] = field(default_factory=dict)
 
 
 class SampleStore(Protocol):
@@ -40,6 +42,9 @@ class SampleStore(Protocol):
     # True: write() and prune() run inside the state store's transaction (same SQLite file), so one
     # commit covers raw samples, rollups and the batch id
     joins_state_transaction: bool
+
+    # A store may also offer ``stage(batch) -> None``: work for ``write`` done ahead of it, outside the
+    # write lock; it is optional, so that a store without it needs nothing.
 
     def write(self, batch: PreparedSamples, state: Connection) -> Callable[[], None]:
         """Store ``batch``; the returned callable is called once the state transaction has committed."""
