@@ -38,7 +38,7 @@ from collector.embedded import AGENT_DIR, Embedded, EmbeddedConfig, api_help
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "inspection.yaml"
 WARMUP_S = 11.0           # two SNMP rounds before the faults
-TICKET_WAIT_S = 25.0      # how long the demo waits for the tickets of the faults
+TICKET_WAIT_S = 60.0      # how long the demo waits for the tickets of the faults
 PROGRESS_EVERY_S = 3.0
 VIEWER = "weibao-demo"    # the engineer token the demo uses to read its own API (revoked at the end)
 DEFAULT_LISTEN = ("127.0.0.1", 8480)

@@ -215,6 +215,18 @@ def pending_batch(agent: Agent) -> tuple[str, list[dict[str, object]]]:
     return str(batch_id), rows
 
 
+def in_flight_batch(agent: Agent, peer: CollectorPeer) -> str | None:
+    """The one batch assigned in the spool that the collector has not applied, if that is what there is."""
+    spool = sqlite3.connect(f"file:{agent.data / SPOOL_FILE}?mode=ro", uri=True, timeout=10)
+    try:
+        ids = [str(b) for (b,) in spool.execute("SELECT batch_id FROM batches").fetchall()]
+    finally:
+        spool.close()
+    if len(ids) != 1 or collector_has(peer, ids[0]):
+        return None
+    return ids[0]
+
+
 def collector_has(peer: CollectorPeer, batch_id: str) -> int:
     db = collector_db(peer)
     try:
@@ -237,8 +249,9 @@ def test_sigkill_during_a_shipment_loses_and_duplicates_nothing(collector: Colle
         wait_for("first samples at the collector", lambda: len(stored(collector)) >= 12)
         os.kill(collector.proc.pid, signal.SIGSTOP)
         try:
-            wait_for("a batch in flight", lambda: agent.stats().pending_batches >= 1, timeout=15)
-            time.sleep(0.5)
+            # a batch the frozen collector has not applied: one answered just before the freeze may
+            # still show as pending for a moment, until the agent reads its answer and deletes it
+            wait_for("a batch in flight", lambda: in_flight_batch(agent, collector) is not None, timeout=15)
             batch_id, in_flight = pending_batch(agent)
             if applied:
                 agent.signal(signal.SIGSTOP)
