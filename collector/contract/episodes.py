@@ -200,10 +200,14 @@ class ConditionTracker:
                 return signals
             for iv, state in self._classify(self._last[0], self._last[1], ts):
                 signals += self._record(iv, state)
-            if ts - self._last[0] > self.gap_threshold:
+            gap = ts - self._last[0] > self.gap_threshold
+            if gap and not self._gap_signalled:
                 gap_start = self._last[0] + self.probe_interval
-                if not self._gap_signalled:
-                    signals.append(Signal(SignalKind.GAP_STARTED, self.device, self.key, gap_start))
+                signals.append(Signal(SignalKind.GAP_STARTED, self.device, self.key, gap_start))
+            # ``advance`` judges silence by the caller's clock, not by event time: a sample stamped within
+            # the threshold can still arrive after the gap was reported (late, or stamped to the second).
+            # The reported gap ends with it all the same, or its ticket would wait forever.
+            if gap or self._gap_signalled:
                 signals.append(Signal(SignalKind.GAP_ENDED, self.device, self.key, ts))
         self._gap_signalled = False
         self._last = (ts, bad)

@@ -293,6 +293,10 @@ class FaultSync:
             if new and ticket.state in ACTIVE:
                 self.ops.change(ticket.id, lambda t: machine.attach_affected(
                     t, devices=new, at=later(t, start), note=f"no data from {len(new)} more device(s)"))
+            if ticket.state in ACTIVE and not self.gaps.get(agent):
+                # the open ticket this gap belongs to has no silent device left (its devices were
+                # forgotten by a restart or rebuild): it ends with this gap, not at some later sweep
+                self.close_gap(agent, end)
             return
         opened = self.ops.open(device=agent, rule=GAP_RULE, at=start, affected=names,
                                episode=f"{agent}/{GAP_RULE}/{start.isoformat()}",

@@ -137,12 +137,16 @@ class SnmpPoller:
 
     async def _walk(self, device: Device, target: Target, active: list[Profile]) -> Rows:
         assert device.snmp is not None
-        columns: list[Oid] = list(dict.fromkeys(c.oid for p in active for t in p.tables for c in t.columns))
+        v1 = device.snmp.credential.version == "1"
+        # SNMPv1 cannot carry a Counter64 (RFC 2576 4.1.2.1): a v1 agent never answers those columns, and
+        # a proxy or simulator that holds them makes every GETNEXT naming one skip value after value
+        columns: list[Oid] = list(dict.fromkeys(c.oid for p in active for t in p.tables for c in t.columns
+                                                if not (v1 and c.counter == 64)))
         if not columns:
             return {}
         hint = self.state.get(device.name, K_ROWS)
         rows = await walk_columns(self._transport, target, columns, max_repetitions=device.snmp.max_repetitions,
-                                  use_bulk=device.snmp.credential.version != "1",
+                                  use_bulk=not v1,
                                   rows_hint=hint if isinstance(hint, int) else None)
         self.state.put(device.name, K_ROWS, longest_column(rows))
         return rows

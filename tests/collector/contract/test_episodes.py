@@ -88,6 +88,20 @@ def test_silent_agent_is_a_gap_not_an_outage(rules: ContractRules) -> None:
     assert av.ratio == 1.0
 
 
+def test_a_gap_reported_by_the_clock_ends_with_the_next_sample_even_if_it_is_on_time(rules: ContractRules) -> None:
+    # the caller's clock passed the threshold, then a sample stamped exactly at it arrived: the reported
+    # gap must end, or its ticket stays open while data flows
+    ev = business(rules)
+    feed(ev, [("2026-11-24 09:00", "2026-11-24 10:00", 1)])             # last sample 09:59
+    (gap,) = ev.advance(at("2026-11-24 10:02") + timedelta(seconds=30))
+    assert gap.kind is SignalKind.GAP_STARTED
+    signals = ev.observe(Sample("app-1", "up", 1.0, at("2026-11-24 10:02")))
+    assert [(s.kind, s.at) for s in signals if s.key == DOWN] == [(SignalKind.GAP_ENDED, at("2026-11-24 10:02"))]
+    assert ev.advance(at("2026-11-24 10:04")) == []
+    tracker = ev.tracker("app-1", DOWN)
+    av = tracker.availability(at("2026-11-24 09:00"), at("2026-11-24 10:03"), at("2026-11-24 10:03"))
+    assert av.unknown == timedelta()                                   # in event time there was no gap
+
 def test_down_then_silent_counts_only_the_seen_outage(rules: ContractRules) -> None:
     ev = business(rules)
     feed(ev, [("2026-11-24 09:00", "2026-11-24 09:30", 0), ("2026-11-24 11:00", "2026-11-24 12:00", 1)])
