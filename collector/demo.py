@@ -205,7 +205,7 @@ async def _script(emb: Embedded, sims: site.Sims, trap_port: int) -> tuple[list[
             _say(f"fault 2: {site.UPS} sends upsTrapOnBattery (mains power lost)")
             site.send_trap(site.ups_on_battery_trap(sims.communities[site.UPS]), source=site.UPS_HOST,
                            dest=("127.0.0.1", trap_port))
-            wanted = {site.BRANCH_SWITCH, site.UPS}
+            wanted = {site.BRANCH_SWITCH, site.BRANCH_BEHIND, site.UPS}  # nvr-2 as affected, not its own
             return await _watch(emb, api, started, until=time.monotonic() + TICKET_WAIT_S, stop_when=wanted)
     finally:
         await asyncio.to_thread(_revoke_viewer, emb)
