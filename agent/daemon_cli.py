@@ -16,7 +16,8 @@ from agent.daemon import AgentConfig, default_agent_name, run_daemon
 from agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, SPOOL_FILE, SpoolLimits, SpoolStats, open_stats
 
 
-def _hostport(text: str) -> tuple[str, int]:
+def hostport(text: str) -> tuple[str, int]:
+    """argparse type for HOST:PORT (an empty host means every address)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token-file", type=Path, help="file holding the collector token (mode 0600)")
     p.add_argument("--data", type=Path, default=Path("weibao-data"), help="data directory (spool, state)")
     p.add_argument("--name", default=None, help="this agent's name in every batch (default: the host name)")
-    p.add_argument("--traps", type=_hostport, default=("0.0.0.0", 162), metavar="HOST:PORT",  # noqa: S104
+    p.add_argument("--traps", type=hostport, default=("0.0.0.0", 162), metavar="HOST:PORT",  # noqa: S104
                    help="where to receive SNMP traps (default 0.0.0.0:162)")
     p.add_argument("--no-traps", action="store_true", help="do not receive traps")
     p.add_argument("--metrics-port", type=int, default=None,

@@ -10,16 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.daemon_cli import hostport
 from agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def _hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means every address
 
 
 def register(subparsers: Any) -> None:
@@ -29,9 +23,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
     p.add_argument("--data", type=Path, default=Path("weibao-data"),
                    help="data directory: collector state, agent spool (default: %(default)s)")
-    p.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8480), metavar="HOST:PORT",
+    p.add_argument("--listen", type=hostport, default=("127.0.0.1", 8480), metavar="HOST:PORT",
                    help="where the API listens (default 127.0.0.1:8480; port 0 picks a free one)")
-    p.add_argument("--traps", type=_hostport, default=("0.0.0.0", 162), metavar="HOST:PORT",  # noqa: S104
+    p.add_argument("--traps", type=hostport, default=("0.0.0.0", 162), metavar="HOST:PORT",  # noqa: S104
                    help="where to receive SNMP traps (default 0.0.0.0:162)")
     p.add_argument("--no-traps", action="store_true", help="do not receive traps")
     p.add_argument("--name", default=None, help="the agent's name (default: from the inventory's site name)")
