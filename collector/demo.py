@@ -32,7 +32,6 @@ from agent.errors import ConfigError
 from agent.inventory import Inventory, load_inventory
 from agent.model import utcnow
 from agent.simlab import SimLabError
-from agent.state import StateStore
 from collector import demo_site as site
 from collector.embedded import AGENT_DIR, Embedded, EmbeddedConfig, api_help
 
@@ -128,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inspect(inventory: Inventory, out: Path, data: Path, lang: Literal["zh", "en"]) -> Path | None:
-    from agent.commands.inspect import collect
-    from agent.inspection import History, inspect, load_inspection_rules, write_report
+    from agent.commands.inspect import run_inspection
+    from agent.inspection import load_inspection_rules
 
     try:
         rules = load_inspection_rules(RULES)
@@ -137,16 +136,7 @@ def _inspect(inventory: Inventory, out: Path, data: Path, lang: Literal["zh", "e
         print(exc, file=sys.stderr)
         return None
     _say("daily inspection: polling (ICMP, SNMP; interface rates need two readings 5 s apart) ...")
-    devices = list(inventory.devices.values())
-    state = StateStore.in_dir(data)
-    results = asyncio.run(collect(devices, state, data / "configs", settle_s=5.0))
-    history = History.load(data)
-    now = utcnow()
-    inspection = inspect(devices, results, rules, history, now=now)
-    path = write_report(inspection, out, lang=lang, site=inventory.site)
-    history.update(results, metrics=rules.remembered_metrics, now=now)
-    history.save()
-    state.save()
+    inspection, path = run_inspection(inventory, rules, data=data, out=out, lang=lang, settle_s=5.0)
     s = inspection.summary
     _say(f"{s.checked} devices checked: {s.healthy} healthy, {s.with_findings} with findings, "
          f"{s.unreachable} unreachable; {len(inspection.findings)} findings")

@@ -7,13 +7,17 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from agent.commands._common import inventory_or_exit
 from agent.errors import ConfigError
-from agent.inventory import Device
+from agent.inventory import Device, Inventory
 from agent.model import PollResult, Protocol, utcnow
 from agent.runner import ALL_PROTOCOLS, poll_once
 from agent.state import StateStore
+
+if TYPE_CHECKING:
+    from agent.inspection import Inspection, InspectionRules
 
 
 def _needs_second_reading(results: Sequence[PollResult]) -> set[str]:
@@ -51,8 +55,26 @@ async def collect(devices: Sequence[Device], state: StateStore, config_dir: Path
     return results
 
 
+def run_inspection(inventory: Inventory, rules: InspectionRules, *, data: Path, out: Path, lang: Literal["zh", "en"],
+                   settle_s: float) -> tuple[Inspection, Path]:
+    """Poll every device, evaluate the checks, write the report, and remember this run for the next one."""
+    from agent.inspection import History, inspect, write_report
+
+    devices = list(inventory.devices.values())
+    state = StateStore.in_dir(data)
+    results = asyncio.run(collect(devices, state, data / "configs", settle_s))
+    history = History.load(data)
+    now = utcnow()
+    inspection = inspect(devices, results, rules, history, now=now)
+    path = write_report(inspection, out, lang=lang, site=inventory.site)
+    history.update(results, metrics=rules.remembered_metrics, now=now)
+    history.save()
+    state.save()
+    return inspection, path
+
+
 def run(args: argparse.Namespace) -> int:
-    from agent.inspection import History, inspect, load_inspection_rules, write_report
+    from agent.inspection import load_inspection_rules
 
     inventory = inventory_or_exit(args.inventory)
     if inventory is None:
@@ -63,16 +85,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    devices = list(inventory.devices.values())
-    state = StateStore.in_dir(args.data)
-    results = asyncio.run(collect(devices, state, args.data / "configs", args.settle))
-    history = History.load(args.data)
-    now = utcnow()
-    inspection = inspect(devices, results, rules, history, now=now)
-    path = write_report(inspection, args.out, lang=args.lang, site=inventory.site)
-    history.update(results, metrics=rules.remembered_metrics, now=now)
-    history.save()
-    state.save()
+    inspection, path = run_inspection(inventory, rules, data=args.data, out=args.out, lang=args.lang,
+                                      settle_s=args.settle)
     s = inspection.summary
     print(f"{s.checked} devices checked: {s.healthy} healthy, {s.with_findings} with findings, "
           f"{s.unreachable} unreachable")
