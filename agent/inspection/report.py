@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from agent.files import write_atomic
 from agent.inspection.evaluate import LOCAL_TZ
 from agent.inspection.i18n import LANGS, Lang, duration, number, t
 from agent.inspection.model import SEVERITIES_WORST_FIRST, Inspection, Severity
@@ -106,14 +105,4 @@ def write_report(inspection: Inspection, out_dir: Path, lang: Lang = "zh", site:
 
 
 def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=FILE_MODE)

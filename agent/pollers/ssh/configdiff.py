@@ -13,10 +13,11 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.files import write_atomic
 
 _KEY_FILE = ".mask-key"
 
@@ -179,14 +180,4 @@ class ConfigStore:
         return new, ConfigChange("\n".join(diff_lines) + "\n", added, removed)
 
     def _write(self, path: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".cfg-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, text)
