@@ -3,7 +3,10 @@
 Outcomes of one POST /api/v1/ingest:
 
     2xx                         acknowledged (also {"duplicate": true}): the rows leave the spool
-    network error, 5xx          kept, retried with exponential backoff and jitter (bounded delay)
+    network error, 5xx          kept, retried with exponential backoff and jitter (bounded delay);
+                                a refused connection (nothing listens: the collector is down or
+                                restarting) costs nothing to retry, so its delay is capped low
+                                (``reconnect_max_s``) and the backlog ships seconds after it is back
     401, 403, 404, 408, 429     kept and retried; 401/403/404 are a configuration problem
                                 (token, URL) that a person must fix, logged as errors, never a
                                 reason to throw the client's data away
@@ -56,6 +59,7 @@ class ShipperConfig:
     request_timeout_s: float = 30.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
+    reconnect_max_s: float = 5.0   # the cap while the connection is refused outright
     idle_s: float = 1.0            # how long to wait for new rows when the spool is empty
 
 
@@ -83,6 +87,7 @@ class SendResult:
     status: int | None
     detail: str = ""
     duplicate: bool = False  # acknowledged, and the collector already had this batch
+    refused: bool = False    # the connection was refused: nothing listens at the collector's address
 
     @property
     def ok(self) -> bool:
@@ -104,6 +109,18 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
     r = rng or random
     cap = min(maximum, initial * (2 ** min(attempt, 30)))
     return max(initial / 2, r.uniform(initial / 2, cap))
+
+
+def _refused(exc: httpx.HTTPError) -> bool:
+    """Whether the collector's host answered that nothing listens (ECONNREFUSED), as opposed to silence."""
+    if not isinstance(exc, httpx.ConnectError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "refused" in str(exc).lower()
 
 
 def _reason(resp: httpx.Response) -> str:
@@ -134,7 +151,8 @@ class HttpSink:
         try:
             resp = await self._client.request(method, f"{self._base}{path}", content=body, headers=self._headers)
         except httpx.HTTPError as exc:
-            return SendResult(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return SendResult(None, detail, refused=_refused(exc))
         if not resp.is_success:
             return SendResult(resp.status_code, _reason(resp))
         dup = False
@@ -167,6 +185,7 @@ class Shipper:
         self._wake = asyncio.Event()
         self._registration: dict[str, Any] | None = None
         self._failures = 0
+        self._refused = False  # the last failure was a refused connection
         self.last = ShipReport()
 
     def wake(self) -> None:
@@ -192,6 +211,7 @@ class Shipper:
             return Outcome.ACKED
         body = self._registration
         res = await self.sink.register(_json_body(body))
+        self._refused = res.refused
         if res.status is None:
             self._note("retry", None, f"inventory registration: {res.detail}", "", 0)
             return Outcome.RETRY
@@ -216,6 +236,7 @@ class Shipper:
         body = _json_body({"batch_id": batch.batch_id, "agent": self.config.agent, "samples": batch.samples,
                            "events": batch.events})
         res = await self.sink.send(batch.batch_id, body)
+        self._refused = res.refused
         status = res.status
         if status is None:
             await asyncio.to_thread(self.spool.record_attempt, batch.batch_id, res.detail)
@@ -263,7 +284,10 @@ class Shipper:
                 self._failures = 0
                 await self._wait(stop, self.config.idle_s)
             elif outcome is Outcome.RETRY:
-                delay = backoff_delay(self._failures, self.config.backoff_initial_s, self.config.backoff_max_s)
+                cap = self.config.backoff_max_s
+                if self._refused:
+                    cap = min(cap, max(self.config.reconnect_max_s, self.config.backoff_initial_s))
+                delay = backoff_delay(self._failures, self.config.backoff_initial_s, cap)
                 self._failures += 1
                 if self._failures in (1, 5) or self._failures % 20 == 0:
                     log.warning("collector unreachable or refusing (attempt %d): %s; next try in %.1f s",

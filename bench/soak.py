@@ -4,9 +4,11 @@ The collector is stopped (SIGTERM, and SIGKILL every third time) for 20-60 s at 
 agent keeps polling; the agent itself is SIGKILLed once mid-run and restarted. At the end the agent
 stops gracefully (drains and ships), and the script verifies that every shipped row is stored exactly
 once, nothing was dropped or dead-lettered, the ``up``/``icmp.loss_pct`` series have no holes that the
-outages of the agent itself or its skipped runs do not explain, and reports RSS of both processes.
+outages of the agent itself or its skipped runs do not explain, and reports RSS of both processes:
+sampled every ``--rss-every`` seconds into ``rss.csv``, with the growth per hour of each agent life and
+of the collector after their first 30 minutes (a leak shows as a steady slope, warm-up does not).
 
-    .venv/bin/python bench/soak.py --minutes 40 [--collector-restarts K] [--out DIR]
+    .venv/bin/python bench/soak.py --minutes 40 [--collector-restarts K] [--agent-kill-at F] [--out DIR]
 
 Everything runs on loopback; every process started here is stopped on exit or Ctrl-C. Exit status 1
 when a check fails.
@@ -101,6 +103,8 @@ class Run:
     # last daemon status seen in each agent life (its job counters restart with the process)
     agent_jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     rss: dict[str, int] = field(default_factory=dict)
+    # (seconds since start, agent life, agent RSS KiB, collector life, collector RSS KiB)
+    rss_trace: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     agent_final_rc: int | None = None
 
 
@@ -121,15 +125,23 @@ def set_schedule(inventory: Path) -> None:
     inventory.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def plan(minutes: float, restarts: int) -> tuple[list[tuple[float, float, signal.Signals]], float]:
-    """Collector outages (start s, length s, signal) at even intervals, and when to kill the agent."""
+def plan(minutes: float, restarts: int, kill_at: float | None = None,
+         span: float = 1.0) -> tuple[list[tuple[float, float, signal.Signals]], float]:
+    """Collector outages (start s, length s, signal) at even intervals, and when to kill the agent.
+
+    ``kill_at`` (a fraction of the run) places the agent's SIGKILL; by default it falls half-way, between
+    two outages. ``span`` < 1 keeps the outages in that first part of the run, so the rest shows both
+    processes running long without interruption (for their memory).
+    """
     total = minutes * 60
     outages = []
     for i in range(restarts):
-        at = total * (i + 1) / (restarts + 1.5)
+        at = total * span * (i + 1) / (restarts + 1.5)
         length = 20 + (i * 17) % 41
         sig = signal.SIGKILL if i % 3 == 1 or (restarts == 1) else signal.SIGTERM
         outages.append((at, float(length), sig))
+    if kill_at is not None:
+        return outages, total * kill_at
     # the agent's kill falls between two outages, while the collector is up
     agent_kill = total * 0.5 if restarts < 2 else (outages[restarts // 2 - 1][0] + outages[restarts // 2][0]) / 2 + 5
     return outages, agent_kill
@@ -232,7 +244,7 @@ def run_soak(args: argparse.Namespace) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     restarts = args.collector_restarts if args.collector_restarts is not None else max(2, int(args.minutes // 4))
-    outages, agent_kill_at = plan(args.minutes, restarts)
+    outages, agent_kill_at = plan(args.minutes, restarts, args.agent_kill_at, args.outage_span)
     run = Run()
     _log(f"out {out}; collector {url}; {restarts} collector outages; agent SIGKILL at {agent_kill_at:.0f} s")
 
@@ -261,6 +273,10 @@ def run_soak(args: argparse.Namespace) -> int:
         pending = list(outages)
         agent_killed = False
         next_status = t0 + 30
+        next_rss = t0 + 60
+        rss_csv = (out / "rss.csv").open("w", encoding="utf-8")
+        stack.callback(rss_csv.close)
+        rss_csv.write("elapsed_s,agent_life,agent_rss_kib,collector_life,collector_rss_kib\n")
         while time.time() < deadline:
             now = time.time()
             elapsed = now - t0
@@ -270,6 +286,13 @@ def run_soak(args: argparse.Namespace) -> int:
             if not agent.alive():
                 rc = agent.proc.returncode if agent.proc else None
                 raise RuntimeError(f"agent exited on its own ({rc}); see {agent.log_path}")
+            if now >= next_rss and agent.alive() and collector.alive():
+                point = (round(elapsed), agent.lives, memory(agent.pid, tree=True).rss_kib, collector.lives,
+                         memory(collector.pid, tree=True).rss_kib)
+                run.rss_trace.append(point)
+                rss_csv.write(",".join(map(str, point)) + "\n")
+                rss_csv.flush()
+                next_rss = now + args.rss_every
             if now >= next_status:
                 st = agent_status(agent_data)
                 if st and st.get("daemon"):
@@ -323,7 +346,8 @@ def run_soak(args: argparse.Namespace) -> int:
 
     (out / "soak-run.json").write_text(json.dumps({"t0": t0, "agent_down": run.agent_down,
                                                    "outages": run.collector_outages, "jobs": run.agent_jobs,
-                                                   "rss": run.rss}), encoding="utf-8")
+                                                   "rss": run.rss, "rss_trace": run.rss_trace}),
+                                        encoding="utf-8")
     rows, ok = verify(data, agent_data, run, int(t0 * 1000))
     outs = ", ".join(f"{b - a:.0f} s {s}" for a, b, s in run.collector_outages)
     head = [["minutes run", f"{(time.time() - t0) / 60:.1f}", "info"],
@@ -335,6 +359,8 @@ def run_soak(args: argparse.Namespace) -> int:
     for who in ("agent", "collector"):
         a, b = run.rss.get(f"rss_start_{who}_kib", 0), run.rss.get(f"rss_end_{who}_kib", 0)
         head.append([f"{who} RSS at 60 s -> end (KiB)", f"{a} -> {b} ({(b - a) / 1024:+.1f} MiB)", "info"])
+    for label, value in rss_growth(run.rss_trace):
+        head.append([label, value, "info"])
     for life, jobs in sorted(run.agent_jobs.items()):
         head.append([f"agent life {life} jobs: runs/skipped/timeouts/failures",
                      "; ".join(f"{n} {j.get('runs')}/{j.get('skipped')}/{j.get('timeouts')}/{j.get('failures')}"
@@ -346,6 +372,37 @@ def run_soak(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _slope_mib_per_h(points: list[tuple[float, int]]) -> float:
+    """Least-squares slope of (seconds, KiB) points, in MiB per hour."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if not sxx:
+        return 0.0
+    return sum((x - mx) * (y - my) for x, y in points) / sxx * 3600 / 1024
+
+
+def rss_growth(trace: list[tuple[float, int, int, int, int]], settle_s: float = 1800) -> list[tuple[str, str]]:
+    """RSS growth of each process life once it has run ``settle_s``: a leak is a slope that does not flatten."""
+    lines = []
+    for who, life_i, rss_i in (("agent", 1, 2), ("collector", 3, 4)):
+        lives: dict[int, list[tuple[float, int]]] = {}
+        for point in trace:
+            lives.setdefault(int(point[life_i]), []).append((point[0], int(point[rss_i])))
+        for life, pts in sorted(lives.items()):
+            start = pts[0][0]
+            later = [(t, kib) for t, kib in pts if t - start >= settle_s]
+            if len(later) < 3:
+                continue
+            half = later[len(later) // 2:]
+            lines.append((f"{who} life {life}: RSS after {settle_s / 60:.0f} min -> end, slope (2nd half)",
+                          f"{later[0][1] / 1024:.1f} -> {later[-1][1] / 1024:.1f} MiB over "
+                          f"{(later[-1][0] - later[0][0]) / 3600:.1f} h, {_slope_mib_per_h(later):+.2f} MiB/h "
+                          f"({_slope_mib_per_h(half):+.2f} MiB/h)"))
+    return lines
+
+
 def _on_term(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -355,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, required=True)
     parser.add_argument("--collector-restarts", type=int, default=None,
                         help="collector outages during the run (default: one per 4 minutes, at least 2)")
+    parser.add_argument("--agent-kill-at", type=float, default=None, metavar="F",
+                        help="when to SIGKILL the agent, as a fraction of the run (default: half-way)")
+    parser.add_argument("--outage-span", type=float, default=1.0, metavar="F",
+                        help="collector outages fall within this first fraction of the run (default: all of it)")
+    parser.add_argument("--rss-every", type=float, default=300.0, help="seconds between RSS samples (rss.csv)")
     parser.add_argument("--out", type=Path, default=None, help="logs and data (default: a new temporary folder)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _on_term)

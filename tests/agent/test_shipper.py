@@ -24,7 +24,7 @@ import pytest
 
 from agent.inventory.model import Category, Device, Inventory, Kind
 from agent.model import Sample
-from agent.shipper import Outcome, Shipper, ShipperConfig, backoff_delay
+from agent.shipper import HttpSink, Outcome, SendResult, Shipper, ShipperConfig, backoff_delay
 from agent.spool import SPOOL_FILE, Spool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,6 +189,63 @@ def test_collector_down_then_up_ships_the_backlog_once_oldest_first(tmp_path: Pa
     finally:
         r.stop()
         spool.close()
+
+
+class TimedSink:
+    """The HTTP sink, noting when each call was made (to see the shipper's delays between attempts)."""
+
+    def __init__(self, url: str) -> None:
+        self.inner = HttpSink(url, TOKEN, timeout_s=5)
+        self.calls: list[float] = []
+        self.results: list[SendResult] = []
+
+    async def send(self, batch_id: str, body: bytes) -> SendResult:
+        self.calls.append(time.monotonic())
+        self.results.append(await self.inner.send(batch_id, body))
+        return self.results[-1]
+
+    async def register(self, body: bytes) -> SendResult:
+        self.calls.append(time.monotonic())
+        self.results.append(await self.inner.register(body))
+        return self.results[-1]
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _attempt_gaps(url: str, spool: Spool, seconds: float) -> tuple[list[float], TimedSink]:
+    sink = TimedSink(url)
+    cfg = ShipperConfig(url=url, agent="test-agent", batch_items=100, backoff_initial_s=0.05, backoff_max_s=2.0,
+                        reconnect_max_s=0.2, idle_s=0.05, request_timeout_s=5)
+    shipper = Shipper(spool, cfg, TOKEN, sink=sink)
+    shipper.set_inventory(inventory())
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(shipper.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+        await shipper.aclose()
+
+    asyncio.run(scenario())
+    return [b - a for a, b in zip(sink.calls, sink.calls[1:], strict=False)], sink
+
+
+def test_refused_connection_is_retried_within_seconds_but_5xx_backs_off(tmp_path: Path,
+                                                                         receiver: Receiver) -> None:
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 10)
+    refused_gaps, sink = _attempt_gaps(f"http://127.0.0.1:{spare_port()}", spool, 3.0)
+    assert sink.results and all(r.status is None and r.refused for r in sink.results)
+    assert len(refused_gaps) >= 8
+    assert max(refused_gaps) < 0.2 + 0.15  # capped by reconnect_max_s, not backoff_max_s
+    receiver.statuses = [(503, {"detail": "busy"})] * 100
+    busy_gaps, sink = _attempt_gaps(receiver.url, spool, 4.0)
+    assert sink.results and all(r.status in (200, 503) and not r.refused for r in sink.results)
+    assert max(busy_gaps) > 0.4  # a collector that answers "busy" gets the full backoff
+    assert spool.depth() == 10
+    spool.close()
 
 
 def test_5xx_is_retried_with_the_same_batch(tmp_path: Path, receiver: Receiver) -> None:
