@@ -15,6 +15,13 @@ Exactly once, by layout:
   overwrites each (series, time) point with the same value, and the rollups, which are not idempotent,
   are only ever applied by the one commit that also records the id. A batch id found already recorded
   (before or, for a concurrent twin, at commit through the primary key) adds nothing.
+
+Group commit: batches that arrive while another is being written wait in a queue; the next thread to
+commit takes all of them (up to ``GROUP_MAX_SAMPLES``) into ONE transaction: their batch ids, raw
+samples, events and their rollup rows merged first (consecutive batches mostly touch the same series and
+buckets), with one sync to disk. All of them commit or none; each request is answered only after that
+commit. Should the group meet a batch id committed meanwhile by another process, it is rolled back and
+its batches are applied one by one, as above.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ import gc
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,6 +54,7 @@ from collector.storage import PreparedSamples, SampleStore, SeriesKey, StorageEr
 log = logging.getLogger(__name__)
 
 MAX_PROBLEMS = 20
+GROUP_MAX_SAMPLES = 100_000  # one transaction stores at most about this many samples
 _NO_LABELS = "{}"
 _MESSAGES = {"timezone_aware": "timestamp needs an offset (a naive timestamp is refused)",
              "extra_forbidden": "unknown field", "finite_number": "value must be a finite number"}
@@ -79,6 +88,35 @@ class Outcome:
     def body(self) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "duplicate": self.duplicate, "samples": self.samples,
                 "events": self.events}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A checked batch waiting for its commit; ``done`` once committed (``outcome``) or failed (``error``)."""
+
+    batch: IngestBatch
+    bid: str
+    prepared: PreparedSamples
+    rows: list[tuple[Any, ...]] | None
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+    done: bool = False
+    afters: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _refusal(exc: BaseException) -> Refused | None:
+    """The answer for a failure to store (None: not a storage failure, let it raise)."""
+    if isinstance(exc, Refused):
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        return Refused(503, "storage_unavailable", str(exc))
+    if isinstance(exc, StorageError):
+        return Refused(500, "storage_error", str(exc))
+    if isinstance(exc, OperationalError | sqlite3.OperationalError):
+        # locked, full, away: nothing was committed, the agent keeps the batch and tries again
+        log.warning("state store failed: %s", getattr(exc, "orig", exc))
+        return Refused(503, "state_unavailable", "state store unavailable, retry later")
+    return None
 
 
 def _problems(exc: ValidationError) -> list[dict[str, str]]:
@@ -116,6 +154,9 @@ class Ingestor:
         self.series_ids = rollup.SeriesIds(engine)
         self.listeners: list[Callable[[IngestBatch], None]] = []
         self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._committer = threading.Lock()  # held by the thread that commits the queue
 
     # --- checks ---------------------------------------------------------------------------------
 
@@ -195,19 +236,105 @@ class Ingestor:
         stage = getattr(self.store, "stage", None)  # optional in the SampleStore protocol
         if stage is not None and prepared.count:
             stage(prepared)
+        pending = _Pending(batch, bid, prepared, rows)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._committer:
+            while not pending.done:  # a group committed meanwhile may have taken this batch
+                self._commit(self._take())
+        if pending.error is not None:
+            refused = _refusal(pending.error)
+            if refused is None:
+                raise pending.error
+            raise refused from pending.error
+        assert pending.outcome is not None
+        return pending.outcome
+
+    def _take(self) -> list[_Pending]:
+        """The oldest waiting batches, at least one, up to GROUP_MAX_SAMPLES samples in all."""
+        with self._queue_lock:
+            queue = self._queue
+            n, total = 0, 0
+            while n < len(queue) and (n == 0 or total + queue[n].prepared.count <= GROUP_MAX_SAMPLES):
+                total += queue[n].prepared.count
+                n += 1
+            group, self._queue = queue[:n], queue[n:]
+        return group
+
+    def _commit(self, group: list[_Pending]) -> None:
+        """Store ``group`` (one transaction when it holds several batches) and settle each member."""
+        merged: list[tuple[Any, ...]] | None = None
+        if len(group) > 1 and all(p.rows is not None for p in group):
+            merged = rollup.merge_rows([p.rows for p in group if p.rows is not None])  # before the lock
         try:
-            if self.write_lock is None:
-                return self._apply(batch, bid, prepared, rows)
-            with self.write_lock.held():
-                return self._apply(batch, bid, prepared, rows)
-        except StorageUnavailable as exc:
-            raise Refused(503, "storage_unavailable", str(exc)) from exc
-        except StorageError as exc:
-            raise Refused(500, "storage_error", str(exc)) from exc
-        except (OperationalError, sqlite3.OperationalError) as exc:
-            # locked, full, away: nothing was committed, the agent keeps the batch and tries again
-            log.warning("state store failed on batch %s: %s", bid, getattr(exc, "orig", exc))
-            raise Refused(503, "state_unavailable", "state store unavailable, retry later") from exc
+            lock = self.write_lock.held() if self.write_lock is not None else contextlib.nullcontext()
+            with lock:
+                if len(group) == 1:
+                    p = group[0]
+                    p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows)
+                else:
+                    self._apply_group(group, merged)
+        except Exception as exc:  # every member of a failed group gets the failure
+            for p in group:
+                if p.outcome is None:
+                    p.error = exc
+                    p.afters.clear()  # what they would publish (new series ids) was rolled back
+        finally:
+            for p in group:
+                p.done = True
+        for p in group:
+            for after in p.afters:
+                after()
+
+    def _apply_group(self, group: list[_Pending], merged: list[tuple[Any, ...]] | None) -> None:
+        """Several batches in one transaction; a twin (same id twice in the group) is a duplicate."""
+        firsts: dict[str, _Pending] = {}
+        for p in group:
+            firsts.setdefault(p.bid, p)
+        members = list(firsts.values())
+        now_ms = time.time_ns() // 1_000_000
+        publishes: list[Callable[[], None]] = []
+        try:
+            with self.engine.connect() as conn:
+                if not self.store.joins_state_transaction:
+                    for p in members:
+                        if p.prepared.count:
+                            p.afters.append(self.store.write(p.prepared, conn))
+                with conn.begin():
+                    # first statement: opens the write transaction (see _apply)
+                    conn.execute(insert(Batch), [
+                        {"batch_id": p.bid, "agent": p.batch.agent, "received_ms": now_ms,
+                         "samples": len(p.batch.samples), "events": len(p.batch.events)} for p in members])
+                    parts: list[list[tuple[Any, ...]]] = []
+                    for p in members:
+                        rows = p.rows
+                        if rows is None:
+                            ids, publish = self.series_ids.resolve(conn, p.prepared.series)
+                            publishes.append(publish)
+                            rows = rollup.rollup_rows(p.prepared.series, ids)
+                        parts.append(rows)
+                        if self.store.joins_state_transaction and p.prepared.count:
+                            p.afters.append(self.store.write(p.prepared, conn))
+                    rollup.upsert(conn, merged if merged is not None else rollup.merge_rows(parts))
+                    events = [_event_row(e, p.bid, p.batch.agent) for p in members for e in p.batch.events]
+                    if events:
+                        conn.execute(insert(EventRow), events)
+        except IntegrityError:
+            # a batch id committed meanwhile by another process: nothing of the group was kept
+            for p in members:
+                p.afters.clear()
+                p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows)
+        else:
+            self.metrics.committed()
+            for publish in publishes:
+                publish()
+            for p in members:
+                p.outcome = Outcome(p.bid, False, len(p.batch.samples), len(p.batch.events))
+        for p in group:
+            if p.outcome is None:  # a twin of a member
+                first = firsts[p.bid]
+                assert first.outcome is not None
+                p.outcome = Outcome(p.bid, True, first.outcome.samples, first.outcome.events)
 
     def _apply(self, batch: IngestBatch, bid: str, prepared: PreparedSamples,
                rows: list[tuple[Any, ...]] | None) -> Outcome:
@@ -231,14 +358,12 @@ class Ingestor:
                         after = self.store.write(prepared, conn)
                     rollup.upsert(conn, rows)
                     if batch.events:
-                        conn.execute(insert(EventRow), [
-                            {"device": e["device"], "kind": str(e["kind"]), "ts_ms": round(e["ts"].timestamp() * 1000),
-                             "data": json.dumps(e.get("data") or {}, ensure_ascii=False, default=str),
-                             "batch_id": bid, "agent": batch.agent} for e in batch.events])
+                        conn.execute(insert(EventRow), [_event_row(e, bid, batch.agent) for e in batch.events])
             except IntegrityError:
                 if self.seen(bid):
                     return Outcome(bid, True, n_s, n_e)
                 raise
+        self.metrics.committed()
         publish()
         if after is not None:
             after()
@@ -289,6 +414,12 @@ class Ingestor:
             res_b = conn.execute(delete(Batch).where(Batch.received_ms < now - int(batch_days * day)))
             out["batch_ids"] = int(res_b.rowcount or 0)
         return out
+
+
+def _event_row(e: Any, bid: str, agent: str) -> dict[str, Any]:
+    return {"device": e["device"], "kind": str(e["kind"]), "ts_ms": round(e["ts"].timestamp() * 1000),
+            "data": json.dumps(e.get("data") or {}, ensure_ascii=False, default=str), "batch_id": bid,
+            "agent": agent}
 
 
 def _nothing() -> None:

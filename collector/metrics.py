@@ -17,11 +17,13 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 _COUNTERS = (("batches", "weibao_ingest_batches_total", "Batches accepted and stored."),
              ("samples", "weibao_ingest_samples_total", "Samples accepted and stored."),
              ("events", "weibao_ingest_events_total", "Events accepted and stored."),
-             ("duplicates", "weibao_ingest_duplicates_total", "Batches whose id was seen before (nothing added)."))
+             ("duplicates", "weibao_ingest_duplicates_total", "Batches whose id was seen before (nothing added)."),
+             ("commits", "weibao_ingest_commits_total",
+              "State transactions that stored batches (batches waiting together share one)."))
 
 
 def _empty() -> dict[str, Any]:
-    return {"batches": 0, "samples": 0, "events": 0, "duplicates": 0, "refused": {},
+    return {"batches": 0, "samples": 0, "events": 0, "duplicates": 0, "commits": 0, "refused": {},
             "buckets": [0] * (len(LATENCY_BUCKETS) + 1), "lat_sum": 0.0, "lat_count": 0}
 
 
@@ -47,6 +49,11 @@ class IngestMetrics:
             self._c["batches"] += 1
             self._c["samples"] += samples
             self._c["events"] += events
+            self._save()
+
+    def committed(self) -> None:
+        with self._lock:
+            self._c["commits"] += 1
             self._save()
 
     def duplicate(self) -> None:
@@ -77,7 +84,7 @@ class IngestMetrics:
             except (OSError, ValueError):
                 continue  # a worker is replacing its file right now; its counts return next scrape
             for key, _, _ in _COUNTERS:
-                total[key] += c[key]
+                total[key] += c.get(key, 0)
             for reason, n in c["refused"].items():
                 total["refused"][reason] = total["refused"].get(reason, 0) + n
             total["buckets"] = [a + b for a, b in zip(total["buckets"], c["buckets"], strict=True)]

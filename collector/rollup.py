@@ -161,6 +161,31 @@ def rollup_rows(series: Mapping[SeriesKey, Points], ids: Mapping[SeriesKey, int]
     return five_rows
 
 
+def merge_rows(parts: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """Rows of several batches (each made by :func:`rollup_rows`, in the order they are applied) as one
+    row per (series, resolution, bucket), combined as the upsert would combine them one after another."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[tuple[int, int, int], list[Any]] = {}
+    find = merged.get
+    for rows in parts:
+        for row in rows:
+            key = (row[1], row[2], row[0])
+            m = find(key)
+            if m is None:
+                merged[key] = list(row)
+                continue
+            if row[3] < m[3]:
+                m[3] = row[3]
+            if row[4] > m[4]:
+                m[4] = row[4]
+            m[5] += row[5]
+            m[6] += row[6]
+            if row[8] >= m[8]:
+                m[7], m[8] = row[7], row[8]
+    return [tuple(m) for m in merged.values()]
+
+
 def _upsert(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
