@@ -10,7 +10,8 @@ Exactly once, by layout:
 * raw samples in the state database (SQLite default): the batch id row, the raw samples, the rollups
   and the events are written in ONE transaction. Either all commit or none.
 * raw samples elsewhere (InfluxDB/VictoriaMetrics, or a separate SQLite file): the raw points are
-  written FIRST, then one state transaction records the batch id with the rollups and events. A failure
+  written FIRST (before the write lock: workers write them in parallel), then one state transaction
+  records the batch id with the rollups and events. A failure
   before that commit leaves no batch id, so the agent sends the batch again; the repeated raw write
   overwrites each (series, time) point with the same value, and the rollups, which are not idempotent,
   are only ever applied by the one commit that also records the id. A batch id found already recorded
@@ -236,6 +237,17 @@ class Ingestor:
         stage = getattr(self.store, "stage", None)  # optional in the SampleStore protocol
         if stage is not None and prepared.count:
             stage(prepared)
+        if not self.store.joins_state_transaction and prepared.count:
+            # raw points first, outside the write lock (workers write them in parallel): repeating them is
+            # harmless, and only the commit that records the batch id below adds the rollups
+            try:
+                with self.engine.connect() as conn:
+                    self.store.write(prepared, conn)()
+            except Exception as exc:
+                refused = _refusal(exc)
+                if refused is None:
+                    raise
+                raise refused from exc
         pending = _Pending(batch, bid, prepared, rows)
         with self._queue_lock:
             self._queue.append(pending)
@@ -295,30 +307,25 @@ class Ingestor:
         now_ms = time.time_ns() // 1_000_000
         publishes: list[Callable[[], None]] = []
         try:
-            with self.engine.connect() as conn:
-                if not self.store.joins_state_transaction:
-                    for p in members:
-                        if p.prepared.count:
-                            p.afters.append(self.store.write(p.prepared, conn))
-                with conn.begin():
-                    # first statement: opens the write transaction (see _apply)
-                    conn.execute(insert(Batch), [
-                        {"batch_id": p.bid, "agent": p.batch.agent, "received_ms": now_ms,
-                         "samples": len(p.batch.samples), "events": len(p.batch.events)} for p in members])
-                    parts: list[list[tuple[Any, ...]]] = []
-                    for p in members:
-                        rows = p.rows
-                        if rows is None:
-                            ids, publish = self.series_ids.resolve(conn, p.prepared.series)
-                            publishes.append(publish)
-                            rows = rollup.rollup_rows(p.prepared.series, ids)
-                        parts.append(rows)
-                        if self.store.joins_state_transaction and p.prepared.count:
-                            p.afters.append(self.store.write(p.prepared, conn))
-                    rollup.upsert(conn, merged if merged is not None else rollup.merge_rows(parts))
-                    events = [_event_row(e, p.bid, p.batch.agent) for p in members for e in p.batch.events]
-                    if events:
-                        conn.execute(insert(EventRow), events)
+            with self.engine.connect() as conn, conn.begin():
+                # first statement: opens the write transaction (see _apply)
+                conn.execute(insert(Batch), [
+                    {"batch_id": p.bid, "agent": p.batch.agent, "received_ms": now_ms,
+                     "samples": len(p.batch.samples), "events": len(p.batch.events)} for p in members])
+                parts: list[list[tuple[Any, ...]]] = []
+                for p in members:
+                    rows = p.rows
+                    if rows is None:
+                        ids, publish = self.series_ids.resolve(conn, p.prepared.series)
+                        publishes.append(publish)
+                        rows = rollup.rollup_rows(p.prepared.series, ids)
+                    parts.append(rows)
+                    if self.store.joins_state_transaction and p.prepared.count:
+                        p.afters.append(self.store.write(p.prepared, conn))
+                rollup.upsert(conn, merged if merged is not None else rollup.merge_rows(parts))
+                events = [_event_row(e, p.bid, p.batch.agent) for p in members for e in p.batch.events]
+                if events:
+                    conn.execute(insert(EventRow), events)
         except IntegrityError:
             # a batch id committed meanwhile by another process: nothing of the group was kept
             for p in members:
@@ -342,8 +349,6 @@ class Ingestor:
         after: Callable[[], None] | None = None
         n_s, n_e = len(batch.samples), len(batch.events)
         with self.engine.connect() as conn:
-            if not self.store.joins_state_transaction and prepared.count:
-                after = self.store.write(prepared, conn)
             try:
                 with conn.begin():
                     # first statement: in SQLite it opens the write transaction; in PostgreSQL a concurrent
