@@ -159,8 +159,14 @@ class ScheduleLayer(Strict):
     @field_validator("ssh_at", mode="before")
     @classmethod
     def _parse_time(cls, v: Any) -> Any:
-        # YAML reads 02:00 as the sexagesimal integer 120
+        # YAML 1.1 reads an unquoted time without a leading zero (2:00, 14:30) as the sexagesimal
+        # integer 120, 870; an unquoted H:MM:SS too, and that number can equal some H:MM, so it is refused
+        if isinstance(v, bool):
+            return v  # yes/no: pydantic refuses it as not a time
         if isinstance(v, int):
+            if not 0 <= v < 24 * 60:
+                raise ValueError(f"not a time of day (YAML read it as the number {v}); "
+                                 "quote it: \"HH:MM\" or \"HH:MM:SS\"")
             return time(v // 60, v % 60)
         return v
 

@@ -100,3 +100,72 @@ def test_reload_keeps_the_rhythm_of_kept_jobs() -> None:
     asyncio.run(scenario())
     assert calls.count("b") == 1
     assert 3 <= calls.count("a") <= 4
+
+
+def test_at_most_max_parallel_runs_poll_at_once() -> None:
+    running = 0
+    peak = 0
+    done: list[str] = []
+
+    async def slow(job: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            running -= 1
+        done.append(job.name)
+
+    jobs = [Job(f"icmp-{i}", Protocol.ICMP, (f"d{i}",), every_s=60, deadline_s=10) for i in range(5)]
+    # five runs due at once, two slots: three waves of 0.5 s
+    sched = run_for(1.9, jobs, slow)
+    assert peak == 2
+    assert sorted(done) == sorted(j.name for j in jobs)
+    assert all(s.runs == 1 and s.timeouts == 0 and s.failures == 0 for s in sched.stats().values())
+
+
+def stop_then_drain(run_s: float, stop_at_s: float, drain_s: float) -> tuple[int, list[str], Scheduler, float]:
+    """One run of ``run_s`` seconds, stop requested ``stop_at_s`` into it, then ``drain(drain_s)``."""
+    stored: list[str] = []
+
+    async def poll_and_store(job: Job) -> None:
+        await asyncio.sleep(run_s)
+        stored.append(job.name)
+
+    async def scenario() -> tuple[int, Scheduler, float]:
+        sched = Scheduler(poll_and_store, max_parallel=2)
+        sched.set_jobs([Job("icmp/60s", Protocol.ICMP, ("a",), every_s=60, deadline_s=10)])
+        stop = asyncio.Event()
+        task = asyncio.create_task(sched.run(stop))
+        await asyncio.sleep(stop_at_s)
+        stop.set()
+        await task
+        assert stored == []  # still polling when the stop came
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        cancelled = await sched.drain(drain_s)
+        return cancelled, sched, loop.time() - started
+
+    cancelled, sched, took = asyncio.run(scenario())
+    return cancelled, stored, sched, took
+
+
+def test_drain_lets_a_running_run_finish_and_store() -> None:
+    cancelled, stored, sched, took = stop_then_drain(run_s=0.8, stop_at_s=0.3, drain_s=2.0)
+    assert cancelled == 0
+    assert stored == ["icmp/60s"]
+    st = sched.stats()["icmp/60s"]
+    assert st.runs == 1 and st.failures == 0 and st.timeouts == 0
+    assert 0.2 < took < 1.0  # waited for the run (about 0.5 s left), not for the whole deadline
+    assert sched.running() == []
+
+
+def test_drain_past_its_deadline_cancels_and_reports_the_count() -> None:
+    cancelled, stored, sched, took = stop_then_drain(run_s=0.8, stop_at_s=0.1, drain_s=0.2)
+    assert cancelled == 1
+    assert stored == []
+    st = sched.stats()["icmp/60s"]
+    assert st.runs == 0 and st.failures == 1
+    assert took < 0.6  # the run was cut at the deadline, not waited for
+    assert sched.running() == []

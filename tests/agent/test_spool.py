@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -78,13 +80,19 @@ time.sleep(60)
     spool.close()
 
 
-def test_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
+def test_full_spool_drops_the_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     spool = Spool(tmp_path / SPOOL_FILE, SpoolLimits(max_rows=100))
-    for round_ in range(5):
-        spool.append(samples(50, start=round_ * 50))
+    with caplog.at_level(logging.WARNING, logger="agent.spool"):
+        for round_ in range(5):
+            spool.append(samples(50, start=round_ * 50))
     assert spool.depth() == 100
     stats = spool.stats()
     assert stats.counters["dropped_full"] == 150
+    # the first two rounds fit; each later one pushes out 50 rows, and says so with the count
+    drops = [r for r in caplog.records if r.name == "agent.spool" and "spool full" in r.getMessage()]
+    assert [r.levelno for r in drops] == [logging.WARNING] * 3
+    counts = [re.search(r"dropped the (\d+) oldest rows", r.getMessage()) for r in drops]
+    assert [int(m.group(1)) if m else None for m in counts] == [50, 50, 50]
     batch = spool.next_batch(max_items=1000)
     assert batch is not None
     assert [s["value"] for s in batch.samples] == [float(i) for i in range(150, 250)]

@@ -47,20 +47,31 @@ class CommunityClient:
 
     def __init__(self) -> None:
         self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._opening = asyncio.Lock()
         self._pending: dict[int, _Pending] = {}
         self._next_id = random.randrange(1, 2**30)
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
         t = self._transports.get(family)
-        if t is None or t.is_closing():
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # noqa: S104  # a client port
-            sock.setblocking(False)
-            loop = asyncio.get_running_loop()
-            t, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-            self._transports[family] = t
+        if t is not None and not t.is_closing():
+            return t
+        # the first requests of a round arrive together: without the lock each would open its own
+        # socket and all but the last would stay open (a socket and its buffers per device per round)
+        async with self._opening:
+            t = self._transports.get(family)
+            if t is None or t.is_closing():
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+                    sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # noqa: S104  # a client port
+                    sock.setblocking(False)
+                    loop = asyncio.get_running_loop()
+                    t, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+                except BaseException:
+                    sock.close()
+                    raise
+                self._transports[family] = t
         return t
 
     def _new_id(self) -> int:

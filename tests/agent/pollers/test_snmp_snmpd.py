@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
-from agent.model import EventKind, PollResult
+from agent.model import EventKind, PollResult, Protocol
 from agent.pollers.snmp import SnmpPoller
 from agent.state import StateStore
 from tests.peers.snmpd import COMMUNITY, Snmpd, free_udp_port, running_snmpd
@@ -200,3 +201,40 @@ def test_our_ber_client_and_pysnmp_read_the_same(snmpd: Snmpd, version: str) -> 
     assert strip == [{k: v for k, v in i.items() if k != "speed_bps"} for i in theirs.facts["interfaces"]]
     assert {(s.metric, tuple(s.labels.items())) for s in ours.samples} == \
         {(s.metric, tuple(s.labels.items())) for s in theirs.samples}
+
+
+def _open_sockets() -> int:
+    fd_dir = Path("/proc/self/fd")
+    count = 0
+    for fd in fd_dir.iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            continue  # closed while listed
+    return count
+
+
+def test_rounds_leave_no_socket_open(snmpd: Snmpd) -> None:
+    """Every round of the daemon opens its poller's socket and closes it: a month of rounds must not
+    leave one behind (all devices start at once, so they race to open the socket)."""
+    from agent.runner import poll_once
+
+    devices = [device(f"d{i}", snmpd.port, timeout_s=1.0) for i in range(8)]
+    state = StateStore()
+
+    async def rounds() -> tuple[int, int]:
+        async def one_round() -> None:
+            results = await poll_once(devices, {Protocol.SNMP}, state)
+            assert all(r.ok for r in results)
+
+        await one_round()  # warm: whatever is opened once per process
+        await asyncio.sleep(0.1)  # closed transports finish closing in the next loop turns
+        before = _open_sockets()
+        for _ in range(10):
+            await one_round()
+        await asyncio.sleep(0.1)
+        gc.collect()
+        return before, _open_sockets()
+
+    before, after = asyncio.run(rounds())  # one event loop, as in the daemon
+    assert after <= before  # (a socket left over by an earlier test may close meanwhile)

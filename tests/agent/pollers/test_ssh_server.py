@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -265,18 +266,62 @@ def test_reboot_is_detected_from_the_previous_uptime(sshd: Sshd, user: SshUser, 
         poller.close()
 
 
+_SESSION_START = re.compile(r"^Starting session: .* from 127\.0\.0\.1 port (\d+)\b")
+_SESSION_END = re.compile(r"^(?:Close session|Read error|Disconnected|Connection closed|Received disconnect|"
+                          r"Connection reset).* port (\d+)\b")
+
+
+def peak_sessions(log_text: str) -> tuple[int, int]:
+    """(most sessions open at once, sessions seen) from sshd's log, in the order sshd wrote it.
+
+    A session counts from sshd starting its command (after login) to the first line saying its
+    connection ended; raises if a session's end is not in the log yet.
+    """
+    open_ports: set[str] = set()
+    seen = peak = 0
+    for line in log_text.splitlines():
+        if m := _SESSION_START.match(line):
+            open_ports.add(m.group(1))
+            seen += 1
+            peak = max(peak, len(open_ports))
+        elif (m := _SESSION_END.match(line)) and m.group(1) in open_ports:
+            open_ports.discard(m.group(1))
+    if open_ports:
+        raise LookupError(f"sessions still open in the sshd log: {sorted(open_ports)}")
+    return peak, seen
+
+
 def test_poll_many_bounds_concurrency_and_keeps_order(sshd: Sshd, user: SshUser, known_hosts: Path,
                                                       tmp_path: Path) -> None:
-    poller = SshPoller(StateStore(), None, max_workers=2)
+    limit = 2
+    poller = SshPoller(StateStore(), None, max_workers=limit)
     dead = free_port()
+    # six devices that log in, two that refuse the connection, interleaved
     devices = [
-        make_device(f"srv-{i}", sshd.port if i % 2 == 0 else dead, username=user.name, password=user.password,
+        make_device(f"srv-{i}", dead if i % 4 == 3 else sshd.port, username=user.name, password=user.password,
                     known_hosts=known_hosts)
-        for i in range(6)
+        for i in range(8)
     ]
+    sshd_log = sshd.workdir / "sshd.log"
+    before = sshd_log.stat().st_size
     try:
         results = asyncio.run(poller.poll_many(devices))
     finally:
         poller.close()
     assert [r.device for r in results] == [d.name for d in devices]
-    assert [value(r, "ssh.up") for r in results] == [1.0, 0.0] * 3
+    assert [value(r, "ssh.up") for r in results] == [1.0, 1.0, 1.0, 0.0] * 2
+    # what the server saw: sshd writes each session's start and end to its log as they happen
+    end = time.monotonic() + 10
+    while True:
+        with sshd_log.open("rb") as f:
+            f.seek(before)
+            text = f.read().decode(errors="replace")
+        try:
+            peak, seen = peak_sessions(text)
+            break
+        except LookupError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+    assert seen == 6
+    assert 1 <= peak <= limit
