@@ -375,6 +375,10 @@ def open_stats(path: Path) -> SpoolStats:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         return read_stats(db)
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # the agent is creating it right now
+            raise FileNotFoundError(f"spool at {path} is not set up yet") from exc
+        raise
     finally:
         db.close()
 

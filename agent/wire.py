@@ -105,14 +105,30 @@ class RegisteredDevice(_Edge):
     schedule: dict[str, Any] | None = None
     asset: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("snmp", "ssh")
+    @field_validator("snmp", "ssh", "icmp", "schedule", "asset")
     @classmethod
     def _no_credentials(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None:
-            found = sorted(k for k in v if k in _SECRET_KEYS)
+            found = sorted(_secret_paths(v))
             if found:
                 raise ValueError(f"must not carry credentials (found {', '.join(found)})")
         return v
+
+
+def _secret_paths(value: Any, prefix: str = "") -> list[str]:
+    """Where a credential-like key sits in ``value``, at any depth and in any spelling (Community, auth-key)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{prefix}{key}"
+            if str(key).lower().replace("-", "_") in _SECRET_KEYS:
+                found.append(path)
+            else:
+                found += _secret_paths(inner, path + ".")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            found += _secret_paths(inner, f"{prefix}{i}.")
+    return found
 
 
 class InventoryRegistration(_Edge):

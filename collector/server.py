@@ -56,7 +56,8 @@ def app_from_env() -> FastAPI:
 
 
 def serve(config: CollectorConfig, host: str | None = None, port: int | None = None) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM end it cleanly)."""
+    """Serve until interrupted. SIGINT/SIGTERM end it cleanly (requests in flight are answered); uvicorn
+    then re-raises the signal, so the process ends by it, which init systems count as a clean stop."""
     listen_host, listen_port = config.host_port()
     host, port = host or listen_host, port or listen_port
     opts: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,

@@ -351,3 +351,58 @@ def test_a_trap_reaches_the_collector_as_an_event(collector: CollectorPeer, tmp_
     assert (device, kind) == ("ups-1", "trap")
     assert json.loads(data)["trap"] == "upsTrapOnBattery"
     assert "e2e-trap-community" not in data + agent.log()
+
+
+def dead_bodies(agent: Agent) -> dict[str, list[dict[str, object]]]:
+    """batch_id -> the samples of each dead letter, read from the agent's spool file."""
+    spool = sqlite3.connect(f"file:{agent.data / SPOOL_FILE}?mode=ro", uri=True, timeout=10)
+    try:
+        return {str(b): json.loads(body)["samples"] for b, body in spool.execute("SELECT batch_id, body FROM dead")}
+    finally:
+        spool.close()
+
+
+def test_a_batch_the_collector_refuses_for_good_is_dead_lettered(tmp_path: Path) -> None:
+    """A batch above the collector's max_batch_samples: 413 from the real collector, dead-lettered with
+    its reason, shown by ``weibao agent status`` and the agent's /metrics, and never stored."""
+    limit = 5
+    (tmp_path / "collector").mkdir()
+    with run_collector(tmp_path / "collector", {"limits": {"max_batch_samples": limit}}) as peer:
+        metrics_port = free_port()
+        # one ICMP round of two devices already brings more than `limit` samples
+        with agent_for(peer, tmp_path, "--batch-size", "1000", "--metrics-port", str(metrics_port)) as agent:
+
+            def dead_letters() -> int:
+                try:
+                    return len(agent.stats().dead)
+                except (FileNotFoundError, sqlite3.OperationalError):  # the agent is still creating its spool
+                    return 0
+
+            wait_for("a dead letter", lambda: dead_letters() >= 1, timeout=15)
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            assert agent.stop() == 0
+        status = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--json",
+                                 "--data", str(agent.data)], cwd=REPO, capture_output=True, text=True,
+                                timeout=30, check=True)
+        doc = json.loads(status.stdout)
+        dead_in_metrics = [float(line.split()[1]) for line in text.splitlines()
+                           if line.startswith("weibao_agent_dead_letter_batches ")]
+        assert dead_in_metrics and 1 <= dead_in_metrics[0] <= len(doc["dead_letters"])
+        assert doc["dead_letters"], doc
+        for d in doc["dead_letters"]:
+            assert d["status"] == 413
+            reason = json.loads(d["reason"])
+            assert reason["reason"] == "too_large"
+            assert f"batch of {d['samples']} samples and 0 events exceeds {limit} /" in reason["error"]
+            assert d["samples"] > limit
+        bodies = dead_bodies(agent)
+        assert set(bodies) == {d["batch_id"] for d in doc["dead_letters"]}
+        have = stored(peer)
+        for batch_id, samples in bodies.items():
+            assert collector_has(peer, batch_id) == 0
+            assert len(samples) > limit
+            for s in samples:
+                key = (str(s["device"]), str(s["metric"]), utc_ms(datetime.fromisoformat(str(s["ts"]))))
+                assert key not in have
+        refused = httpx.get(f"{peer.url}/metrics", timeout=5).text
+        assert f'weibao_ingest_refused_total{{reason="too_large"}} {len(bodies)}' in refused

@@ -3,6 +3,8 @@ duplicates behave as on SQLite."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -100,3 +102,25 @@ def test_ingest_and_duplicate_on_postgres(pg: postgres.Postgres, pg_collector: C
         assert bad.status_code == 422
         assert pg_counts(pg) == after
     assert httpx.get(f"{pg_collector.url}/healthz").json()["status"] == "ok"
+
+
+def test_tokens_are_stored_only_as_their_sha256_on_postgres(pg: postgres.Postgres, pg_collector: CollectorPeer) -> None:
+    token = pg_collector.token("hash-check", role="engineer")
+    assert token
+    engine = create_engine(pg.url)
+    try:
+        with engine.connect() as conn:
+            tables = inspect(engine).get_table_names()
+            assert "tokens" in tables
+            # each row as its text form: every column of every row of every table
+            leaks = [t for t in tables
+                     if conn.execute(text(f'SELECT count(*) FROM "{t}" r WHERE strpos(r::text, :tok) > 0'),  # noqa: S608
+                                     {"tok": token}).scalar_one()]
+            stored = conn.execute(text("SELECT token_hash FROM tokens WHERE name = 'hash-check'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert leaks == [], f"the token's text is stored in {leaks}"
+    assert re.fullmatch(r"[0-9a-f]{64}", stored)
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
+    with pg_collector.client(token) as c:  # and the stored hash is what the collector checks
+        assert c.get("/api/v1/devices").status_code == 200
