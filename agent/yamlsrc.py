@@ -70,7 +70,12 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems
         return items
     assert isinstance(node, yaml.ScalarNode)
     # resolve the scalar exactly as SafeLoader would (ints, bools, dates, null)
-    return scalars.construct_object(node, deep=True)
+    try:
+        return scalars.construct_object(node, deep=True)
+    except ValueError as exc:  # a date that does not exist (2026-02-30), an out-of-range time
+        problems.append(Problem(file, node.start_mark.line + 1, ".".join(map(str, path)) or "(top)",
+                                f"invalid value {node.value!r}: {exc}"))
+        return node.value
 
 
 def load_yaml(path: Path, text: str | None = None) -> Located:

@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
     _common(p)
     p.add_argument("--listen", default=None, metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8470)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the config's, else 1)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the configuration and every file it names, then exit (0: valid, 2: problems)")
     p.set_defaults(handler=run_collector)
 
     t = sub.add_parser("token", help="issue, revoke and list API tokens")
@@ -71,7 +73,26 @@ def _fail(exc: Exception) -> int:
     return 2
 
 
+def check_collector(args: argparse.Namespace) -> int:
+    """``weibao collector --check``: one ``file:line: key: message`` line per problem; starts nothing."""
+    from collector.check import check_collector as check
+
+    data = args.data
+    if data is None and args.config is None:
+        data = DEFAULT_DATA
+    report = check(args.config, data_dir=data, listen=args.listen, workers=args.workers)
+    for line in report.lines():
+        print(line)
+    if report.problems:
+        print(f"{len(report.problems)} problem(s)", file=sys.stderr)
+        return 1  # as weibao check
+    print("collector config ok: " + ", ".join(report.checked))
+    return 0
+
+
 def run_collector(args: argparse.Namespace) -> int:
+    if getattr(args, "check", False):
+        return check_collector(args)
     from collector.server import serve
 
     try:

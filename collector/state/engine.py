@@ -9,7 +9,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def state_url(url: str) -> URL:
+    """``url`` as SQLAlchemy should open it: a bare ``postgresql://`` means psycopg2, the driver weibao ships
+    with (SQLAlchemy 2.1 would otherwise pick psycopg 3)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
 def create_state_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql://...``); the SQLite file's folder is created."""
     if url.startswith("sqlite"):
@@ -40,7 +49,7 @@ def create_state_engine(url: str) -> Engine:
                                pool_size=8, max_overflow=8)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    return create_engine(state_url(url), pool_size=8, max_overflow=8, pool_pre_ping=True)
 
 
 def _alembic_config() -> Config:

@@ -132,6 +132,15 @@ def test_yaml_syntax_error_located(tmp_path: Path) -> None:
     assert len(found) == 1 and found[0].startswith(f"{path}:") and "YAML syntax" in found[0]
 
 
+def test_a_date_that_does_not_exist_is_a_located_problem(tmp_path: Path) -> None:
+    text = GOOD.replace("warranty_end: 2027-01-31", "warranty_end: 2027-02-30")
+    path = write(tmp_path, text)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "2027-02-30" in t)
+    found = problems(path)
+    assert len(found) == 1
+    assert found[0].startswith(f"{path}:{line}: devices.0.asset.warranty_end: invalid value '2027-02-30'")
+
+
 def test_snmpv3_needs_auth_for_priv(tmp_path: Path) -> None:
     text = GOOD.replace("    auth_protocol: SHA-512\n    auth_key: ${secret:auth}\n", "")
     assert any("credentials.v3" in p and "authentication" in p for p in problems(write(tmp_path, text)))
