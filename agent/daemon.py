@@ -311,6 +311,9 @@ def render_metrics(stats: SpoolStats, status: dict[str, Any]) -> str:
     last = stats.meta.get("last_ship") or {}
     metric("weibao_agent_last_ship_ok", "gauge", 1 if last.get("outcome") in ("acked", "duplicate") else 0,
            help_text="1 when the last shipment was acknowledged")
+    if last.get("clock_offset_s") is not None:
+        metric("weibao_agent_clock_offset_seconds", "gauge", last["clock_offset_s"],
+               help_text="this machine's clock minus the collector's (HTTP Date of the last answer)")
     return "\n".join(lines) + "\n"
 
 

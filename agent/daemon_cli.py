@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.daemon import AgentConfig, default_agent_name, run_daemon
+from agent.shipper import CLOCK_WARN_S
 from agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, SPOOL_FILE, SpoolLimits, SpoolStats, open_stats
 
 
@@ -116,6 +117,12 @@ def status(args: argparse.Namespace) -> int:
     if last:
         detail = f": {last['detail']}" if last.get("detail") else ""
         out.append(f"last ship: {last['outcome']} (status {last['status']}) at {_when(last['at'])}{detail}")
+        offset = last.get("clock_offset_s")
+        if offset is not None:
+            side = "ahead of" if offset > 0 else "behind"
+            warn = "  <- fix this machine's time sync" if abs(offset) > CLOCK_WARN_S else ""
+            out.append(f"clock: {abs(offset):.0f} s {side} the collector's{warn}" if offset else
+                       "clock: agrees with the collector's")
     else:
         out.append("last ship: never")
     daemon = doc["daemon"] or {}

@@ -16,6 +16,11 @@ Outcomes of one POST /api/v1/ingest:
 Before the first batch (and after every inventory reload) the agent registers its devices with
 PUT /api/v1/inventory, because the collector refuses samples of devices it does not know.
 
+Clocks: samples carry the agent's own time, so a wrong agent clock puts every sample at the wrong time.
+Each request carries an HTTP ``Date`` header and every collector answer has one; the shipper compares it
+with its own clock (to the second), logs a warning when they differ by more than ``CLOCK_WARN_S`` and
+``weibao agent status`` and the agent's /metrics show the difference.
+
 The transport is a ``Sink``: ``HttpSink`` (the default) posts to the collector's API; a collector in the
 same process (``weibao run``) provides its own sink that answers with the same statuses, so the outcomes
 above hold for both.
@@ -24,6 +29,7 @@ above hold for both.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import random
@@ -40,6 +46,8 @@ from agent.wire import INGEST_PATH, INVENTORY_PATH, registration
 
 log = logging.getLogger(__name__)
 
+CLOCK_WARN_S = 30.0       # HTTP dates have whole seconds; request time adds a little
+CLOCK_WARN_EVERY_S = 3600.0
 RETRY_4XX = frozenset({401, 403, 404, 408, 429})
 ALERT_4XX = frozenset({401, 403, 404})
 
@@ -75,9 +83,11 @@ class ShipReport:
     rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    clock_offset_s: float | None = None  # this agent's clock minus the collector's
+
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.at, "outcome": self.outcome, "status": self.status, "detail": self.detail,
-                "batch_id": self.batch_id, "rows": self.rows}
+                "batch_id": self.batch_id, "rows": self.rows, "clock_offset_s": self.clock_offset_s}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,7 @@ class SendResult:
     detail: str = ""
     duplicate: bool = False  # acknowledged, and the collector already had this batch
     refused: bool = False    # the connection was refused: nothing listens at the collector's address
+    server_date: float | None = None  # the answer's Date header (epoch seconds), when it had one
 
     @property
     def ok(self) -> bool:
@@ -123,6 +134,15 @@ def _refused(exc: httpx.HTTPError) -> bool:
     return "refused" in str(exc).lower()
 
 
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _reason(resp: httpx.Response) -> str:
     try:
         body = resp.json()
@@ -148,20 +168,22 @@ class HttpSink:
         self._own_client = client is None
 
     async def _call(self, method: str, path: str, body: bytes) -> SendResult:
+        headers = {**self._headers, "Date": email.utils.formatdate(usegmt=True)}
         try:
-            resp = await self._client.request(method, f"{self._base}{path}", content=body, headers=self._headers)
+            resp = await self._client.request(method, f"{self._base}{path}", content=body, headers=headers)
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return SendResult(None, detail, refused=_refused(exc))
+        date = _http_date(resp.headers.get("date"))
         if not resp.is_success:
-            return SendResult(resp.status_code, _reason(resp))
+            return SendResult(resp.status_code, _reason(resp), server_date=date)
         dup = False
         try:
             answer = resp.json()
             dup = isinstance(answer, dict) and bool(answer.get("duplicate"))
         except ValueError:
             pass
-        return SendResult(resp.status_code, "", dup)
+        return SendResult(resp.status_code, "", dup, server_date=date)
 
     async def send(self, batch_id: str, body: bytes) -> SendResult:
         return await self._call("POST", INGEST_PATH, body)
@@ -186,6 +208,8 @@ class Shipper:
         self._registration: dict[str, Any] | None = None
         self._failures = 0
         self._refused = False  # the last failure was a refused connection
+        self.clock_offset_s: float | None = None
+        self._clock_warned = 0.0
         self.last = ShipReport()
 
     def wake(self) -> None:
@@ -211,7 +235,7 @@ class Shipper:
             return Outcome.ACKED
         body = self._registration
         res = await self.sink.register(_json_body(body))
-        self._refused = res.refused
+        self._answered(res)
         if res.status is None:
             self._note("retry", None, f"inventory registration: {res.detail}", "", 0)
             return Outcome.RETRY
@@ -236,7 +260,7 @@ class Shipper:
         body = _json_body({"batch_id": batch.batch_id, "agent": self.config.agent, "samples": batch.samples,
                            "events": batch.events})
         res = await self.sink.send(batch.batch_id, body)
-        self._refused = res.refused
+        self._answered(res)
         status = res.status
         if status is None:
             await asyncio.to_thread(self.spool.record_attempt, batch.batch_id, res.detail)
@@ -263,8 +287,25 @@ class Shipper:
         self._note("retry", status, detail, batch.batch_id, len(batch))
         return Outcome.RETRY
 
+    def _answered(self, res: SendResult) -> None:
+        self._refused = res.refused
+        if res.server_date is None:
+            return
+        offset = round(time.time() - res.server_date)
+        previous, self.clock_offset_s = self.clock_offset_s, float(offset)
+        now = time.monotonic()
+        if abs(offset) > CLOCK_WARN_S:
+            if not self._clock_warned or now - self._clock_warned >= CLOCK_WARN_EVERY_S:
+                self._clock_warned = now
+                log.warning("this machine's clock is %d s %s the collector's: every sample is stamped with it; "
+                            "fix its time synchronisation (NTP)", abs(offset), "ahead of" if offset > 0 else "behind")
+        elif previous is not None and abs(previous) > CLOCK_WARN_S:
+            self._clock_warned = 0.0
+            log.info("this machine's clock agrees with the collector's again (%+d s)", offset)
+
     def _note(self, outcome: str, status: int | None, detail: str, batch_id: str, rows: int) -> None:
-        self.last = ShipReport(time.time(), outcome, status, detail[:500], batch_id, rows)
+        self.last = ShipReport(time.time(), outcome, status, detail[:500], batch_id, rows,
+                               clock_offset_s=self.clock_offset_s)
         try:
             self.spool.set_meta("last_ship", self.last.as_dict())
         except Exception:  # status is a courtesy; shipping goes on without it

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +21,12 @@ from collector.ingest import Refused, parse
 if TYPE_CHECKING:
     from collector.app import Context
 
+log = logging.getLogger(__name__)
+
 router = APIRouter()
+CLOCK_WARN_S = 30.0  # HTTP dates have whole seconds; request time adds a little
+CLOCK_WARN_EVERY_S = 600.0
+_clock_warned: dict[str, float] = {}
 
 MAX_INVENTORY_BYTES = 16 * 1024 * 1024
 
@@ -49,6 +56,25 @@ async def _principal(request: Request) -> Principal:
     return found
 
 
+def _clock(ctx: Context, agent: str, date: str | None) -> None:
+    """Compare the sender's clock (its Date header) with ours: samples carry the agent's time, so a wrong
+    agent clock misplaces every sample. Shown in /metrics; a warning now and then in the log."""
+    if not date:
+        return
+    try:
+        sent = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return
+    offset = round(sent - time.time())
+    ctx.metrics.clock(agent, offset)
+    if abs(offset) > CLOCK_WARN_S:
+        now = time.monotonic()
+        if now - _clock_warned.get(agent, -CLOCK_WARN_EVERY_S) >= CLOCK_WARN_EVERY_S:
+            _clock_warned[agent] = now
+            log.warning("agent %s: its clock is %d s %s ours; its samples are stamped with it (fix its time "
+                        "synchronisation)", agent, abs(offset), "ahead of" if offset > 0 else "behind")
+
+
 async def _body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
     Content-Length before reading anything, else while counting the streamed chunks."""
@@ -74,6 +100,7 @@ async def ingest(request: Request) -> Response:
     started = time.perf_counter()
     try:
         principal = await _principal(request)
+        _clock(ctx, principal.name, request.headers.get("date"))
         body = await _body(request, ctx.config.limits.max_batch_bytes)
         outcome = await run_in_threadpool(ctx.ingestor.ingest, principal, body)
     except Refused as exc:

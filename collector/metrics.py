@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from bisect import bisect_left
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ _COUNTERS = (("batches", "weibao_ingest_batches_total", "Batches accepted and st
 
 
 def _empty() -> dict[str, Any]:
-    return {"batches": 0, "samples": 0, "events": 0, "duplicates": 0, "commits": 0, "refused": {},
+    return {"batches": 0, "samples": 0, "events": 0, "duplicates": 0, "commits": 0, "refused": {}, "clock": {},
             "buckets": [0] * (len(LATENCY_BUCKETS) + 1), "lat_sum": 0.0, "lat_count": 0}
 
 
@@ -54,6 +55,12 @@ class IngestMetrics:
     def committed(self) -> None:
         with self._lock:
             self._c["commits"] += 1
+            self._save()
+
+    def clock(self, agent: str, offset_s: float) -> None:
+        """An agent's clock minus ours, from the Date header of its last request."""
+        with self._lock:
+            self._c.setdefault("clock", {})[agent] = [offset_s, time.time()]
             self._save()
 
     def duplicate(self) -> None:
@@ -87,6 +94,9 @@ class IngestMetrics:
                 total[key] += c.get(key, 0)
             for reason, n in c["refused"].items():
                 total["refused"][reason] = total["refused"].get(reason, 0) + n
+            for agent, (offset, at) in c.get("clock", {}).items():  # the newest word of any worker
+                if agent not in total["clock"] or at > total["clock"][agent][1]:
+                    total["clock"][agent] = [offset, at]
             total["buckets"] = [a + b for a, b in zip(total["buckets"], c["buckets"], strict=True)]
             total["lat_sum"] += c["lat_sum"]
             total["lat_count"] += c["lat_count"]
@@ -101,6 +111,10 @@ class IngestMetrics:
             out += ["# HELP weibao_ingest_refused_total Batches refused, by reason.",
                     "# TYPE weibao_ingest_refused_total counter"]
             out += [f'weibao_ingest_refused_total{{reason="{r}"}} {n}' for r, n in sorted(c["refused"].items())]
+            out += ["# HELP weibao_agent_clock_offset_seconds An agent's clock minus the collector's "
+                    "(HTTP Date of its last request).", "# TYPE weibao_agent_clock_offset_seconds gauge"]
+            out += [f'weibao_agent_clock_offset_seconds{{agent="{a}"}} {o:g}'
+                    for a, (o, _) in sorted(c.get("clock", {}).items())]
             out += ["# HELP weibao_ingest_duration_seconds Time to answer an ingest request.",
                     "# TYPE weibao_ingest_duration_seconds histogram"]
             cumulative = 0

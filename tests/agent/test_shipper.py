@@ -44,11 +44,16 @@ class Receiver:
         self.hold = threading.Event()   # set: requests wait for ``release``
         self.release = threading.Event()
         self.got_request = threading.Event()
+        self.clock_skew_s = 0.0  # how far this "collector's" clock is off (its answers' Date header)
+        self.dates: list[str | None] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return super().date_time_string(time.time() + receiver.clock_skew_s)
 
             def _answer(self, status: int, doc: dict[str, Any]) -> None:
                 body = json.dumps(doc).encode()
@@ -62,6 +67,7 @@ class Receiver:
                 n = int(self.headers.get("Content-Length", "0"))
                 doc: dict[str, Any] = json.loads(self.rfile.read(n))
                 receiver.auth.append(self.headers.get("Authorization"))
+                receiver.dates.append(self.headers.get("Date"))
                 return doc
 
             def do_PUT(self) -> None:
@@ -332,4 +338,43 @@ asyncio.run(shipper.ship_one())
     assert resent and resent[0]["samples"] == first["samples"]
     assert receiver.values_once() == [float(i) for i in range(250)]
     assert spool.depth() == 0
+    spool.close()
+
+
+def test_a_collector_clock_far_from_ours_is_warned_about_and_shown(tmp_path: Path, receiver: Receiver,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    import email.utils
+
+    from agent.daemon import render_metrics
+
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 250)
+    receiver.clock_skew_s = -3600.0  # the collector's clock an hour behind: ours is an hour ahead of it
+    with caplog.at_level("WARNING", logger="agent.shipper"):
+        shipper = make_shipper(spool, receiver.url)
+        asyncio.run(ship_until_empty(shipper, spool))
+    assert shipper.clock_offset_s is not None and abs(shipper.clock_offset_s - 3600) <= 2
+    warned = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+    assert len(warned) == 1 and "ahead of the collector's" in warned[0]  # once, not per batch
+    last = spool.stats().meta["last_ship"]
+    assert abs(last["clock_offset_s"] - 3600) <= 2
+    metrics = render_metrics(spool.stats(), {})
+    (line,) = [x for x in metrics.splitlines() if x.startswith("weibao_agent_clock_offset_seconds")]
+    assert abs(float(line.split()[1]) - 3600) <= 2
+    # every request told the collector our time
+    assert receiver.dates and all(d is not None for d in receiver.dates)
+    sent = [email.utils.parsedate_to_datetime(d).timestamp() for d in receiver.dates if d]
+    assert all(abs(t - time.time()) < 30 for t in sent)
+    spool.close()
+
+
+def test_clocks_that_agree_raise_no_warning(tmp_path: Path, receiver: Receiver,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    spool = Spool(tmp_path / SPOOL_FILE)
+    fill(spool, 20)
+    with caplog.at_level("WARNING", logger="agent.shipper"):
+        shipper = make_shipper(spool, receiver.url)
+        asyncio.run(ship_until_empty(shipper, spool))
+    assert shipper.clock_offset_s is not None and abs(shipper.clock_offset_s) <= 2
+    assert not [r for r in caplog.records if "clock" in r.getMessage()]
     spool.close()

@@ -217,3 +217,26 @@ def test_token_list_shows_names_never_tokens(collector: CollectorPeer, token: st
     assert AGENT in out
     assert token not in out
     assert uuid.UUID(str(uuid.uuid4()))  # keeps the import honest for the type checker
+
+
+def test_an_agent_clock_far_from_ours_is_shown_and_logged(collector: CollectorPeer, http: httpx.Client) -> None:
+    import email.utils
+    import time
+
+    ahead = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    doc = batch([sample("core-sw-1", "up", 1.0, T0 + timedelta(days=4))])
+    assert http.post("/api/v1/ingest", content=dump(doc), headers={"Date": ahead}).status_code == 200
+
+    def offset() -> float:
+        text = httpx.get(f"{collector.url}/metrics").text
+        name = f'weibao_agent_clock_offset_seconds{{agent="{AGENT}"}}'
+        (line,) = [x for x in text.splitlines() if x.startswith(name)]
+        return float(line.split()[1])
+
+    assert abs(offset() - 3600) <= 2
+    log = collector.log_path.read_text(encoding="utf-8")
+    assert f"agent {AGENT}: its clock is 3" in log and "ahead of ours" in log
+    now = email.utils.formatdate(time.time(), usegmt=True)
+    doc = batch([sample("core-sw-1", "up", 1.0, T0 + timedelta(days=4, seconds=10))])
+    assert http.post("/api/v1/ingest", content=dump(doc), headers={"Date": now}).status_code == 200
+    assert abs(offset()) <= 2
