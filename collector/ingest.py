@@ -11,11 +11,11 @@ Exactly once, by layout:
   and the events are written in ONE transaction. Either all commit or none.
 * raw samples elsewhere (InfluxDB/VictoriaMetrics, or a separate SQLite file): the raw points are
   written FIRST (before the write lock: workers write them in parallel), then one state transaction
-  records the batch id with the rollups and events. A failure
-  before that commit leaves no batch id, so the agent sends the batch again; the repeated raw write
-  overwrites each (series, time) point with the same value, and the rollups, which are not idempotent,
-  are only ever applied by the one commit that also records the id. A batch id found already recorded
-  (before or, for a concurrent twin, at commit through the primary key) adds nothing.
+  records the batch id with the rollups and events. A failure before that commit leaves no batch id,
+  so the agent sends the batch again; the repeated raw write overwrites each (series, time) point with
+  the same value, and the rollups, which are not idempotent, are only ever applied by the one commit
+  that also records the id. A batch id found already recorded (before or, for a concurrent twin, at
+  commit through the primary key) adds nothing.
 
 Group commit: batches that arrive while another is being written wait in a queue; the next thread to
 commit takes all of them (up to ``GROUP_MAX_SAMPLES``) into ONE transaction: their batch ids, raw
