@@ -6,9 +6,12 @@ trap). A trap from an address that is no device of the inventory is logged and c
 one such event would make it refuse a whole batch.
 
 Communities and v3 users come from the inventory's SNMP credentials. An SNMPv3 *trap* is secured with
-the sender's engine ID, which the receiver cannot know in advance: the first v3 trap from an engine
-not seen before fails authentication, is counted (``traps_v3_engine_learned``) and the user is then
-registered for that engine, so later traps (and v3 informs, which the sender repeats) are received.
+the sender's engine ID: a device whose ``snmp.engine_id`` the inventory gives has its user registered
+for that engine at start, so its first trap is received. Otherwise the receiver cannot know it in
+advance: the first v3 trap from an engine not seen before fails authentication, is counted
+(``traps_v3_engine_learned``, with a warning that names the engine ID to put in the inventory) and the
+user is then registered for that engine, so later traps (and v3 informs, which the sender repeats) are
+received.
 The community string (snmpTrapCommunity of a translated v1 trap) never leaves the receiver.
 """
 
@@ -238,6 +241,10 @@ class TrapReceiver:
             config.add_v1_system(self._engine, f"trap-community-{i}", community)
         for cred in self._v3.values():
             self._add_user(cred, None)  # the local engine: v3 informs
+        for d in devices:
+            if d.snmp is not None and d.snmp.engine_id and d.snmp.credential.version == "3" \
+                    and d.snmp.credential.user:
+                self._add_user(d.snmp.credential, bytes.fromhex(d.snmp.engine_id))
         for engine_id, user in self._learned:
             if user in self._v3:
                 self._add_user(self._v3[user], engine_id)
@@ -278,7 +285,8 @@ class TrapReceiver:
         self._add_user(self._v3[user], engine_id)
         self.counters.v3_engine_learned += 1
         log.warning("SNMPv3 trap from %s (engine %s, user %s) could not be read before its engine ID was "
-                    "known; later traps from it will be", source, engine_id.hex(), user)
+                    "known; later traps from it will be (set snmp.engine_id: \"0x%s\" for that device in the "
+                    "inventory to receive the first one too)", source, engine_id.hex(), user, engine_id.hex())
 
     def _on_trap(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
                  var_binds: Any, ctx: Any) -> None:

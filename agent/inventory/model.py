@@ -131,6 +131,25 @@ class SnmpLayer(Strict):
     retries: int | None = Field(None, ge=0, le=5)
     profiles: list[str] | None = None
     max_repetitions: int | None = Field(None, ge=1, le=100)
+    # the device's SNMPv3 engine ID (its traps are secured with it): hex, 5-32 octets, as the device shows
+    # it (80:00:1f:88:80:..., 0x80001f8880...)
+    engine_id: str | None = None
+
+    @field_validator("engine_id", mode="before")
+    @classmethod
+    def _engine_id(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if not isinstance(v, str):
+            raise ValueError("engine_id must be text: the engine ID in hex (quote it)")
+        text = v.strip().lower().removeprefix("0x").replace(":", "").replace(" ", "")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError("engine_id must be hexadecimal, e.g. 0x80001f8880c0ffee0001") from None
+        if not 5 <= len(raw) <= 32:
+            raise ValueError(f"engine_id must be 5 to 32 octets (RFC 3411), not {len(raw)}")
+        return raw.hex()
 
 
 class SshLayer(Strict):
@@ -232,6 +251,7 @@ class SnmpSettings(Strict):
     retries: int = 1
     profiles: list[str] | None = None  # None: chosen by sysObjectID / sysDescr
     max_repetitions: int = 25
+    engine_id: str | None = None  # lowercase hex (validated in SnmpLayer)
 
 
 class SshSettings(Strict):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpLayer, SnmpSettings
 from agent.model import Event, EventKind
 from agent.spool import SPOOL_FILE, Spool
 from agent.traps import TrapReceiver
@@ -62,9 +62,10 @@ async def send(port: int, source: str, args: Sequence[str]) -> None:
     assert proc.returncode == 0, err.decode()
 
 
-async def receive(commands: list[tuple[str, list[str]]]) -> tuple[list[Event], TrapReceiver]:
+async def receive(commands: list[tuple[str, list[str]]],
+                  devs: list[Device] | None = None) -> tuple[list[Event], TrapReceiver]:
     got: list[Event] = []
-    rx = TrapReceiver(devices(), got.append, host="127.0.0.1", port=0)
+    rx = TrapReceiver(devices() if devs is None else devs, got.append, host="127.0.0.1", port=0)
     rx.start()
     try:
         for source, args in commands:
@@ -134,6 +135,18 @@ def test_v3_traps_and_informs() -> None:
     ]))
     assert rx.counters.v3_engine_learned == 1
     assert [(e.device, e.data["trap"]) for e in got] == [("ups-v3", "upsTrapOnBattery"), ("ups-v3", "warmStart")]
+
+
+def test_v3_trap_of_an_engine_named_in_the_inventory_is_received_the_first_time() -> None:
+    devs = devices()
+    ups = devs[-1]
+    assert ups.snmp is not None
+    # as a device shows it (colons); the trap below is sent with 0x80001f8880c0ffee0001
+    layer = SnmpLayer(engine_id="80:00:1F:88:80:C0:FF:EE:00:01")
+    devs[-1] = ups.model_copy(update={"snmp": ups.snmp.model_copy(update={"engine_id": layer.engine_id})})
+    got, rx = asyncio.run(receive([("127.0.0.4", [*V3_ARGS, "--", "", "1.3.6.1.2.1.33.2.1"])], devs))
+    assert rx.counters.v3_engine_learned == 0
+    assert [(e.device, e.data["trap"]) for e in got] == [("ups-v3", "upsTrapOnBattery")]
 
 
 def test_v3_inform_needs_no_engine_learning() -> None:

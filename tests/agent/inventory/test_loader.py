@@ -141,6 +141,25 @@ def test_a_date_that_does_not_exist_is_a_located_problem(tmp_path: Path) -> None
     assert found[0].startswith(f"{path}:{line}: devices.0.asset.warranty_end: invalid value '2027-02-30'")
 
 
+@pytest.mark.parametrize("given", ['"0x80001F8880C0FFEE0001"', '"80:00:1f:88:80:c0:ff:ee:00:01"',
+                                   "80001f8880c0ffee0001"])
+def test_snmp_engine_id_in_the_forms_devices_show(tmp_path: Path, given: str) -> None:
+    text = GOOD.replace("port: 1161}", f"port: 1161, engine_id: {given}}}")
+    inv = load_inventory(write(tmp_path, text), env={"TEST_COMMUNITY": "c0mmunity"})
+    snmp = inv.devices["sw1"].snmp
+    assert snmp is not None and snmp.engine_id == "80001f8880c0ffee0001"
+
+
+@pytest.mark.parametrize(("given", "says"), [('"0x80zz"', "hexadecimal"), ('"0x8000"', "5 to 32 octets"),
+                                             ("8000123", "must be text")])
+def test_a_bad_snmp_engine_id_is_a_located_problem(tmp_path: Path, given: str, says: str) -> None:
+    text = GOOD.replace("port: 1161}", f"port: 1161, engine_id: {given}}}")
+    path = write(tmp_path, text)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "engine_id" in t)
+    (found,) = problems(path)
+    assert found.startswith(f"{path}:{line}: devices.0.snmp.engine_id: ") and says in found
+
+
 def test_snmpv3_needs_auth_for_priv(tmp_path: Path) -> None:
     text = GOOD.replace("    auth_protocol: SHA-512\n    auth_key: ${secret:auth}\n", "")
     assert any("credentials.v3" in p and "authentication" in p for p in problems(write(tmp_path, text)))
