@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 2.0
 TRAP_QUEUE_MAX = 10_000
+V3_ENGINES_META = "v3_engines"
+V3_ENGINES_MAX = 10_000  # (engine ID, user) pairs kept across restarts
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,22 @@ class AgentDaemon:
         self.state.save()
 
     # --- traps -------------------------------------------------------------------------------------
+
+    def _learned_engines(self) -> list[tuple[bytes, str]]:
+        """SNMPv3 engine IDs learned from traps in earlier runs (spool meta ``v3_engines``)."""
+        kept = self.spool.stats().meta.get(V3_ENGINES_META) or []
+        out = []
+        for item in kept:
+            try:
+                out.append((bytes.fromhex(str(item[0])), str(item[1])))
+            except (ValueError, IndexError, TypeError):
+                continue
+        return out
+
+    def _keep_engine(self, engine_id: bytes, user: str) -> None:
+        kept = [[e.hex(), u] for e, u in self._learned_engines()]
+        if [engine_id.hex(), user] not in kept:
+            self.spool.set_meta(V3_ENGINES_META, [*kept, [engine_id.hex(), user]][-V3_ENGINES_MAX:])
 
     def _on_trap(self, event: Event) -> None:
         try:
@@ -222,7 +240,8 @@ class AgentDaemon:
         loop = asyncio.get_running_loop()
         if self.config.traps is not None:
             host, port = self.config.traps
-            self.traps = TrapReceiver(self.inventory.devices.values(), self._on_trap, host=host, port=port)
+            self.traps = TrapReceiver(self.inventory.devices.values(), self._on_trap, host=host, port=port,
+                                      learned=self._learned_engines(), on_learn=self._keep_engine)
             try:
                 self.traps.start()
             except OSError as exc:

@@ -11,7 +11,7 @@ for that engine at start, so its first trap is received. Otherwise the receiver 
 advance: the first v3 trap from an engine not seen before fails authentication, is counted
 (``traps_v3_engine_learned``, with a warning that names the engine ID to put in the inventory) and the
 user is then registered for that engine, so later traps (and v3 informs, which the sender repeats) are
-received.
+received. The agent keeps learned engine IDs in its spool, so a restart does not lose a first trap again.
 The community string (snmpTrapCommunity of a translated v1 trap) never leaves the receiver.
 """
 
@@ -176,7 +176,11 @@ class TrapReceiver:
     """Listens on one UDP address; ``sink`` is called with each trap's Event (in the event loop)."""
 
     def __init__(self, devices: Iterable[Device], sink: Callable[[Event], None], *,
-                 host: str = "0.0.0.0", port: int = 162) -> None:  # noqa: S104 - traps come from every network
+                 host: str = "0.0.0.0", port: int = 162,  # noqa: S104 - traps come from every network
+                 learned: Iterable[tuple[bytes, str]] = (),
+                 on_learn: Callable[[bytes, str], None] | None = None) -> None:
+        """``learned``: (engine ID, user) pairs learned before (kept by the caller across restarts through
+        ``on_learn``), so a restart does not lose the first trap of every engine again."""
         self.host = host
         self.port = port
         self.counters = TrapCounters()
@@ -185,7 +189,8 @@ class TrapReceiver:
         self._receiver: ntfrcv.NotificationReceiver | None = None
         self._sock: socket.socket | None = None
         self._v3: dict[str, SnmpCredential] = {}
-        self._learned: set[tuple[bytes, str]] = set()
+        self._learned: set[tuple[bytes, str]] = set(learned)
+        self._on_learn = on_learn
         self._devices = list(devices)
         self._by_address = _address_map(self._devices)
 
@@ -284,6 +289,11 @@ class TrapReceiver:
         self._learned.add((engine_id, user))
         self._add_user(self._v3[user], engine_id)
         self.counters.v3_engine_learned += 1
+        if self._on_learn is not None:
+            try:
+                self._on_learn(engine_id, user)
+            except Exception:  # keeping it is a courtesy: the engine is learned for this run anyway
+                log.warning("could not keep the learned SNMPv3 engine ID", exc_info=True)
         log.warning("SNMPv3 trap from %s (engine %s, user %s) could not be read before its engine ID was "
                     "known; later traps from it will be (set snmp.engine_id: \"0x%s\" for that device in the "
                     "inventory to receive the first one too)", source, engine_id.hex(), user, engine_id.hex())

@@ -353,6 +353,61 @@ def test_a_trap_reaches_the_collector_as_an_event(collector: CollectorPeer, tmp_
     assert "e2e-trap-community" not in data + agent.log()
 
 
+TRAP_V3_INVENTORY = """\
+site: e2e
+credentials:
+  trap-v3: {{type: snmp, version: 3, user: e2euser, auth_protocol: SHA-256, auth_key: e2e-auth-pass,
+            priv_protocol: AES-128, priv_key: e2e-priv-pass}}
+defaults:
+  kind: ups
+  category: business
+  icmp: {{count: 3, interval_ms: 10, timeout_ms: 300}}
+  snmp: {{credential: trap-v3, port: {snmp_port}, timeout_s: 0.5, retries: 0}}
+  schedule: {{icmp_s: 1, snmp_s: 60, timeout_s: 5}}
+devices:
+  - {{name: ups-1, address: 127.0.0.5}}
+"""
+
+
+@pytest.mark.skipif(shutil.which("snmptrap") is None, reason="net-snmp's snmptrap is not installed")
+def test_a_learned_v3_engine_is_remembered_across_a_restart(collector: CollectorPeer, tmp_path: Path) -> None:
+    """The first v3 trap of an unknown engine is lost once (it teaches the engine ID), never again after
+    a restart of the agent."""
+    trap_port = free_port()
+    inventory = TRAP_V3_INVENTORY.format(snmp_port=free_port())
+
+    def trap(oid: str) -> None:
+        subprocess.run(["snmptrap", "-v3", "-u", "e2euser", "-l", "authPriv", "-a", "SHA-256", "-A", "e2e-auth-pass",
+                        "-x", "AES", "-X", "e2e-priv-pass", "-e", "0x80001f8880e2e0e2e001", "--clientaddr=127.0.0.5",
+                        f"127.0.0.1:{trap_port}", "", oid], env={"MIBS": ""}, check=True, timeout=10)
+
+    def traps() -> list[str]:
+        db = collector_db(collector)
+        try:
+            return [json.loads(d)["trap"] for (d,) in db.execute(
+                "SELECT data FROM events WHERE device = 'ups-1' AND kind = 'trap' ORDER BY ts_ms")]
+        finally:
+            db.close()
+
+    before = len(traps())
+    with agent_for(collector, tmp_path, "--traps", f"127.0.0.1:{trap_port}", inventory=inventory) as agent:
+        wait_for("first samples", lambda: any(d == "ups-1" for (d, _, _) in stored(collector)))
+        trap("1.3.6.1.6.3.1.1.5.1")  # coldStart: lost, its engine ID learned
+        wait_for("the engine learned", lambda: "could not be read before its engine ID" in agent.log(), timeout=10)
+        trap("1.3.6.1.2.1.33.2.1")  # upsTrapOnBattery: received
+        wait_for("the second trap at the collector", lambda: len(traps()) == before + 1, timeout=15)
+        assert agent.stop() == 0
+        marker = len(agent.log())
+        agent.start()  # the same data directory
+        wait_for("the agent back", lambda: "receiving SNMP traps" in agent.log()[marker:], timeout=15)
+        trap("1.3.6.1.6.3.1.1.5.2")  # warmStart: the first trap after the restart is received
+        wait_for("the trap after the restart", lambda: len(traps()) == before + 2, timeout=15)
+        assert agent.stop() == 0
+    assert traps()[before:] == ["upsTrapOnBattery", "warmStart"]
+    assert agent.log().count("could not be read before its engine ID") == 1
+    assert "e2e-auth-pass" not in agent.log() and "e2e-priv-pass" not in agent.log()
+
+
 def dead_bodies(agent: Agent) -> dict[str, list[dict[str, object]]]:
     """batch_id -> the samples of each dead letter, read from the agent's spool file."""
     spool = sqlite3.connect(f"file:{agent.data / SPOOL_FILE}?mode=ro", uri=True, timeout=10)
