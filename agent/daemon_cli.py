@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.daemon import AgentConfig, default_agent_name, run_daemon
-from agent.shipper import CLOCK_WARN_S
 from agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, SPOOL_FILE, SpoolLimits, SpoolStats, open_stats
+from agent.wire import CLOCK_WARN_S
 
 
 def hostport(text: str) -> tuple[str, int]:

@@ -42,11 +42,10 @@ import httpx
 
 from agent.inventory import Inventory
 from agent.spool import Batch, Spool
-from agent.wire import INGEST_PATH, INVENTORY_PATH, registration
+from agent.wire import CLOCK_WARN_S, INGEST_PATH, INVENTORY_PATH, http_date, registration
 
 log = logging.getLogger(__name__)
 
-CLOCK_WARN_S = 30.0       # HTTP dates have whole seconds; request time adds a little
 CLOCK_WARN_EVERY_S = 3600.0
 RETRY_4XX = frozenset({401, 403, 404, 408, 429})
 ALERT_4XX = frozenset({401, 403, 404})
@@ -134,15 +133,6 @@ def _refused(exc: httpx.HTTPError) -> bool:
     return "refused" in str(exc).lower()
 
 
-def _http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def _reason(resp: httpx.Response) -> str:
     try:
         body = resp.json()
@@ -174,7 +164,7 @@ class HttpSink:
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return SendResult(None, detail, refused=_refused(exc))
-        date = _http_date(resp.headers.get("date"))
+        date = http_date(resp.headers.get("date"))
         if not resp.is_success:
             return SendResult(resp.status_code, _reason(resp), server_date=date)
         dup = False

@@ -9,6 +9,7 @@ Timestamps always carry an offset; a naive timestamp is refused on both sides.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
 import re
@@ -42,6 +43,19 @@ except ImportError:  # pragma: no cover - depends on what is installed
 
 INGEST_PATH = "/api/v1/ingest"
 INVENTORY_PATH = "/api/v1/inventory"
+# agent and collector compare clocks through the HTTP Date headers of each request and answer; dates
+# have whole seconds and a request takes a little, so only a larger difference is worth a warning
+CLOCK_WARN_S = 30.0
+
+
+def http_date(value: str | None) -> float | None:
+    """An HTTP Date header as epoch seconds; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
 
 DeviceName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", max_length=128)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import time
@@ -13,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from agent.wire import InventoryRegistration, from_ms
+from agent.wire import CLOCK_WARN_S, InventoryRegistration, from_ms, http_date
 from collector import auth, rollup
 from collector.auth import Principal, Role
 from collector.ingest import Refused, parse
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-CLOCK_WARN_S = 30.0  # HTTP dates have whole seconds; request time adds a little
 CLOCK_WARN_EVERY_S = 600.0
 _clock_warned: dict[str, float] = {}
 
@@ -59,11 +57,8 @@ async def _principal(request: Request) -> Principal:
 def _clock(ctx: Context, agent: str, date: str | None) -> None:
     """Compare the sender's clock (its Date header) with ours: samples carry the agent's time, so a wrong
     agent clock misplaces every sample. Shown in /metrics; a warning now and then in the log."""
-    if not date:
-        return
-    try:
-        sent = email.utils.parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError, IndexError):
+    sent = http_date(date)
+    if sent is None:
         return
     offset = round(sent - time.time())
     ctx.metrics.clock(agent, offset)
