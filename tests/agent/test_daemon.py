@@ -316,23 +316,26 @@ def test_sighup_keeps_the_old_inventory_when_the_new_one_is_broken(collector: Co
 TRAP_INVENTORY = """\
 site: e2e
 credentials:
-  trap-ro: {{type: snmp, version: 2c, community: e2e-trap-community}}
+  trap: {credential}
 defaults:
   kind: ups
   category: business
   icmp: {{count: 3, interval_ms: 10, timeout_ms: 300}}
-  snmp: {{credential: trap-ro, port: {snmp_port}, timeout_s: 0.5, retries: 0}}
+  snmp: {{credential: trap, port: {snmp_port}, timeout_s: 0.5, retries: 0}}
   schedule: {{icmp_s: 1, snmp_s: 60, timeout_s: 5}}
 devices:
   - {{name: ups-1, address: 127.0.0.5}}
 """
+TRAP_V2 = "{type: snmp, version: 2c, community: e2e-trap-community}"
+TRAP_V3 = ("{type: snmp, version: 3, user: e2euser, auth_protocol: SHA-256, auth_key: e2e-auth-pass, "
+           "priv_protocol: AES-128, priv_key: e2e-priv-pass}")
 
 
 @pytest.mark.skipif(shutil.which("snmptrap") is None, reason="net-snmp's snmptrap is not installed")
 def test_a_trap_reaches_the_collector_as_an_event(collector: CollectorPeer, tmp_path: Path) -> None:
     trap_port = free_port()
     with agent_for(collector, tmp_path, "--traps", f"127.0.0.1:{trap_port}",
-                   inventory=TRAP_INVENTORY.format(snmp_port=free_port())) as agent:
+                   inventory=TRAP_INVENTORY.format(credential=TRAP_V2, snmp_port=free_port())) as agent:
         wait_for("first samples", lambda: any(d == "ups-1" for (d, _, _) in stored(collector)))
         subprocess.run(["snmptrap", "-v", "2c", "-c", "e2e-trap-community", "--clientaddr=127.0.0.5",
                         f"127.0.0.1:{trap_port}", "", "1.3.6.1.2.1.33.2.1"], env={"MIBS": ""}, check=True,
@@ -353,28 +356,12 @@ def test_a_trap_reaches_the_collector_as_an_event(collector: CollectorPeer, tmp_
     assert "e2e-trap-community" not in data + agent.log()
 
 
-TRAP_V3_INVENTORY = """\
-site: e2e
-credentials:
-  trap-v3: {{type: snmp, version: 3, user: e2euser, auth_protocol: SHA-256, auth_key: e2e-auth-pass,
-            priv_protocol: AES-128, priv_key: e2e-priv-pass}}
-defaults:
-  kind: ups
-  category: business
-  icmp: {{count: 3, interval_ms: 10, timeout_ms: 300}}
-  snmp: {{credential: trap-v3, port: {snmp_port}, timeout_s: 0.5, retries: 0}}
-  schedule: {{icmp_s: 1, snmp_s: 60, timeout_s: 5}}
-devices:
-  - {{name: ups-1, address: 127.0.0.5}}
-"""
-
-
 @pytest.mark.skipif(shutil.which("snmptrap") is None, reason="net-snmp's snmptrap is not installed")
 def test_a_learned_v3_engine_is_remembered_across_a_restart(collector: CollectorPeer, tmp_path: Path) -> None:
     """The first v3 trap of an unknown engine is lost once (it teaches the engine ID), never again after
     a restart of the agent."""
     trap_port = free_port()
-    inventory = TRAP_V3_INVENTORY.format(snmp_port=free_port())
+    inventory = TRAP_INVENTORY.format(credential=TRAP_V3, snmp_port=free_port())
 
     def trap(oid: str) -> None:
         subprocess.run(["snmptrap", "-v3", "-u", "e2euser", "-l", "authPriv", "-a", "SHA-256", "-A", "e2e-auth-pass",
