@@ -3,7 +3,7 @@
     .venv/bin/python bench/agent_memory.py [--devices 1000,5000] [--rounds 3] [--max-s 150]
 
 For each inventory size N: one snmpd bound to ``udp:PORT`` answers on every 127.1.x.y (N devices),
-the real collector (SQLite backend) and the real agent daemon (``python -m agent.daemon_cli agent``)
+the real collector (SQLite backend) and the real agent daemon (``python -m weibao.agent.commands.agent agent``)
 run as subprocesses; every device gets ICMP (3 probes) and SNMP (the system scalars and the IF-MIB
 ``if_mib`` profile) on a short interval, and the agent ships what it polls to the collector. After
 ``rounds`` SNMP runs have finished (or ``max-s`` seconds, whichever is first) the agent's and the
@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.spool import SPOOL_FILE, open_stats  # noqa: E402
 from bench.common import Memory, loopback_addresses, markdown_table, memory, ratio, stop  # noqa: E402
 from bench.snmp_poll import EXPORTER, curl_all, exporter_config, interface_count, start_exporter  # noqa: E402
 from tests.peers.collector import run_collector  # noqa: E402
 from tests.peers.snmpd import COMMUNITY, running_snmpd  # noqa: E402
+from weibao.agent.spool import SPOOL_FILE, open_stats  # noqa: E402
 
 AGENT = "bench-agent"
 IN_FLIGHT = 32
@@ -91,7 +91,7 @@ def weibao_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, max_s
         inventory(inv, addrs, snmp_port, every_s)
         data = work / "agent"
         log = (work / "agent.log").open("wb")
-        agent = subprocess.Popen([sys.executable, "-m", "agent.daemon_cli", "agent", "--inventory", str(inv),
+        agent = subprocess.Popen([sys.executable, "-m", "weibao", "agent", "--inventory", str(inv),
                                   "--collector", peer.url, "--token-file", str(token), "--data", str(data),
                                   "--name", AGENT, "--no-traps"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -39,14 +39,14 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.inventory.model import Category  # noqa: E402
-from agent.model import Sample  # noqa: E402
-from agent.simlab import SnmpSim  # noqa: E402
 from bench.common import markdown_table, median, stop  # noqa: E402
-from collector.auth import Role, issue  # noqa: E402
-from collector.contract import DeviceSpec, Evaluator, level_of, load_calendar, load_contract_rules  # noqa: E402
-from collector.state.engine import create_state_engine  # noqa: E402
 from tests.peers.collector import CollectorPeer, run_collector  # noqa: E402
+from weibao.agent.inventory.model import Category  # noqa: E402
+from weibao.collector.auth import Role, issue  # noqa: E402
+from weibao.collector.contract import DeviceSpec, Evaluator, level_of, load_calendar, load_contract_rules  # noqa: E402
+from weibao.collector.state.db import create_state_engine  # noqa: E402
+from weibao.core.model import Sample  # noqa: E402
+from weibao.embedded.simlab import SnmpSim  # noqa: E402
 
 CST = ZoneInfo("Asia/Shanghai")
 CATEGORIES = list(Category)
@@ -227,7 +227,7 @@ def bench_detection(work: Path, probe_s: float, trials: int) -> list[float]:
             token_file.chmod(0o600)
             inv = _inventory(work, sim, probe_s)
             log = (work / "agent.log").open("wb")
-            agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", "--inventory", str(inv),
+            agent = subprocess.Popen([sys.executable, "-m", "weibao", "agent", "--inventory", str(inv),
                                       "--collector", peer.url, "--token-file", str(token_file),
                                       "--data", str(work / "agent-data"), "--name", AGENT, "--no-traps"],
                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.pollers.icmp import ping_addresses
 from bench.common import loopback_addresses, markdown_table, median, ratio
+from weibao.agent.pollers.icmp import ping_addresses
 
 UNPACED_PPS = 1e9  # weibao's pacer needs a rate: this one never makes a send wait
 

@@ -28,11 +28,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from collector.storage import PreparedSamples  # noqa: E402
-from collector.storage.influx import to_lines  # noqa: E402
-from collector.storage.sqlite import INSERT, SCHEMA  # noqa: E402
 from tests.peers import victoria  # noqa: E402
 from tests.peers.collector import CollectorPeer, run_collector  # noqa: E402
+from weibao.collector.storage import PreparedSamples  # noqa: E402
+from weibao.collector.storage.influx import to_lines  # noqa: E402
+from weibao.collector.storage.sqlite import INSERT, SCHEMA  # noqa: E402
 
 AGENT = "bench-site"
 METRICS = ("up", "icmp.rtt_ms", "icmp.loss_pct", "cpu.util_pct", "mem.util_pct")

@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import markdown_table, memory  # noqa: E402
-from collector.demo_site import start_sims, write_site  # noqa: E402
 from tests.peers.collector import free_port, wait_http  # noqa: E402
+from weibao.embedded.demo_site import start_sims, write_site  # noqa: E402
 
 AGENT_NAME = "soak-agent"
 ICMP_S, SNMP_S = 5, 15
@@ -52,7 +52,7 @@ def _log(msg: str) -> None:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "agent.cli", *args]
+    return [sys.executable, "-m", "weibao", *args]
 
 
 @dataclass

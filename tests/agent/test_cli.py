@@ -17,7 +17,7 @@ from tests.peers.snmpd import Snmpd, free_udp_port, running_snmpd
 from tests.peers.snmpsim import read_recording, running_snmpsim
 
 REPO = Path(__file__).resolve().parents[2]
-WEIBAO = [sys.executable, "-m", "agent.cli"]
+WEIBAO = [sys.executable, "-m", "weibao"]
 SECRET_AUTH, SECRET_PRIV = "authpass-512", "privpass-256"  # the test snmpd's v3 user priv512aes256
 
 

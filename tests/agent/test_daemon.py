@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.spool import SPOOL_FILE, SpoolStats, open_stats
-from agent.wire import utc_ms
 from tests.peers.collector import REPO, CollectorPeer, free_port, run_collector, wait_http
+from weibao.agent.spool import SPOOL_FILE, SpoolStats, open_stats
+from weibao.core.wire import utc_ms
 
 AGENT = "e2e-agent"
 
@@ -66,7 +66,7 @@ class Agent:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agent.daemon_cli", "agent", *self.args],
+            self.proc = subprocess.Popen([sys.executable, "-m", "weibao", "agent", *self.args],
                                          cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
     def signal(self, sig: int) -> None:
@@ -134,7 +134,7 @@ def batch_totals(peer: CollectorPeer) -> tuple[int, int]:
 def restart(peer: CollectorPeer) -> None:
     """Start the collector again on the same port and data (after ``peer.stop()``)."""
     with peer.log_path.open("ab") as log:
-        peer.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "-v", "collector", "--config",
+        peer.proc = subprocess.Popen([sys.executable, "-m", "weibao", "-v", "collector", "--config",
                                       str(peer.config_path)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     wait_http(f"{peer.url}/healthz", peer.proc)
 
@@ -169,7 +169,7 @@ def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     token.chmod(0o640)
     inv = tmp_path / "inventory.yaml"
     inv.write_text(inventory_text("127.0.0.1"))
-    out = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "--inventory", str(inv),
+    out = subprocess.run([sys.executable, "-m", "weibao", "agent", "--inventory", str(inv),
                           "--collector", "http://127.0.0.1:9", "--token-file", str(token), "--data",
                           str(tmp_path / "data"), "--no-traps"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
@@ -188,7 +188,7 @@ def test_outage_of_the_collector_costs_nothing(collector: CollectorPeer, tmp_pat
         assert st.meta["last_ship"]["outcome"] == "retry"
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         assert "weibao_agent_spool_rows" in text and "weibao_agent_last_ship_ok 0" in text
-        status = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--data",
+        status = subprocess.run([sys.executable, "-m", "weibao", "agent", "status", "--data",
                                  str(agent.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert "last ship: retry" in status.stdout and "oldest unsent: " in status.stdout
         restart(collector)
@@ -294,7 +294,7 @@ def test_sighup_keeps_the_old_inventory_when_the_new_one_is_broken(collector: Co
         before = sum(1 for (d, m, _) in stored(collector) if d == "lo-1" and m == "up")
         wait_for("polling to go on", lambda: sum(1 for (d, m, _) in stored(collector)
                                                  if d == "lo-1" and m == "up") >= before + 2, timeout=10)
-        status = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--data",
+        status = subprocess.run([sys.executable, "-m", "weibao", "agent", "status", "--data",
                                  str(agent.data)], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert "last reload at" in status.stdout and "refused" in status.stdout
         # a valid inventory with a new device: registered again, its samples accepted
@@ -423,7 +423,7 @@ def test_a_batch_the_collector_refuses_for_good_is_dead_lettered(tmp_path: Path)
             wait_for("a dead letter", lambda: dead_letters() >= 1, timeout=15)
             text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
             assert agent.stop() == 0
-        status = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--json",
+        status = subprocess.run([sys.executable, "-m", "weibao", "agent", "status", "--json",
                                  "--data", str(agent.data)], cwd=REPO, capture_output=True, text=True,
                                 timeout=30, check=True)
         doc = json.loads(status.stdout)

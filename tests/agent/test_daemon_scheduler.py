@@ -6,9 +6,9 @@ import asyncio
 from datetime import datetime, timedelta
 from datetime import time as dtime
 
-from agent.inventory.model import Category, Device, IcmpSettings, Kind, Schedule
-from agent.model import Protocol
-from agent.scheduler import Job, Scheduler, plan_jobs
+from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind, Schedule
+from weibao.agent.scheduler import Job, Scheduler, plan_jobs
+from weibao.core.model import Protocol
 
 
 def device(name: str, icmp_s: float = 10.0, ssh_at: dtime = dtime(2, 0)) -> Device:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.inventory.model import Category, Device, IcmpSettings, Kind, SnmpCredential, SnmpSettings
-from agent.model import PollResult, Protocol, Sample
-from agent.runner import derive_up
-from agent.state import StateStore
+from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.runner import derive_up
+from weibao.agent.state import StateStore
+from weibao.core.model import PollResult, Protocol, Sample
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 CRED = SnmpCredential(type="snmp", version="2c", community="x")

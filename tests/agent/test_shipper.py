@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from agent.inventory.model import Category, Device, Inventory, Kind
-from agent.model import Sample
-from agent.shipper import HttpSink, Outcome, SendResult, Shipper, ShipperConfig, backoff_delay
-from agent.spool import SPOOL_FILE, Spool
+from weibao.agent.inventory.model import Category, Device, Inventory, Kind
+from weibao.agent.shipper import HttpSink, Outcome, SendResult, Shipper, ShipperConfig, backoff_delay
+from weibao.agent.spool import SPOOL_FILE, Spool
+from weibao.core.model import Sample
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -276,13 +276,13 @@ def test_4xx_moves_the_batch_to_dead_letters_and_status_shows_it(tmp_path: Path,
     stats = spool.stats()
     assert [(d.batch_id, d.status, d.samples) for d in stats.dead] == [(dead_id, 422, 100)]
     spool.close()
-    out = subprocess.run([sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--data", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "weibao", "agent", "status", "--data", str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "dead letters: 1 batches" in out.stdout
     assert dead_id in out.stdout and "status 422" in out.stdout and "unknown device 'sw-1'" in out.stdout
     doc = json.loads(subprocess.run(
-        [sys.executable, "-m", "agent.daemon_cli", "agent", "status", "--data", str(tmp_path), "--json"],
+        [sys.executable, "-m", "weibao", "agent", "status", "--data", str(tmp_path), "--json"],
         capture_output=True, text=True, cwd=ROOT, timeout=30, check=True).stdout)
     assert doc["dead_letters"][0]["reason"] == json.dumps("samples of unknown device 'sw-1'")
     assert doc["spool"]["rows"] == 0
@@ -313,10 +313,10 @@ def test_killed_during_a_shipment_resends_the_same_batch(tmp_path: Path, receive
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from agent.model import Sample
-from agent.inventory.model import Category, Device, Inventory, Kind
-from agent.shipper import Shipper, ShipperConfig
-from agent.spool import Spool
+from weibao.core.model import Sample
+from weibao.agent.inventory.model import Category, Device, Inventory, Kind
+from weibao.agent.shipper import Shipper, ShipperConfig
+from weibao.agent.spool import Spool
 spool = Spool(Path({str(tmp_path / SPOOL_FILE)!r}))
 t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 spool.append([Sample("sw-1", "icmp.rtt_ms", float(i), t0 + timedelta(seconds=i)) for i in range(250)])
@@ -345,12 +345,12 @@ def test_a_collector_clock_far_from_ours_is_warned_about_and_shown(tmp_path: Pat
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     import email.utils
 
-    from agent.daemon import render_metrics
+    from weibao.agent.daemon import render_metrics
 
     spool = Spool(tmp_path / SPOOL_FILE)
     fill(spool, 250)
     receiver.clock_skew_s = -3600.0  # the collector's clock an hour behind: ours is an hour ahead of it
-    with caplog.at_level("WARNING", logger="agent.shipper"):
+    with caplog.at_level("WARNING", logger="weibao.agent.shipper"):
         shipper = make_shipper(spool, receiver.url)
         asyncio.run(ship_until_empty(shipper, spool))
     assert shipper.clock_offset_s is not None and abs(shipper.clock_offset_s - 3600) <= 2
@@ -372,7 +372,7 @@ def test_clocks_that_agree_raise_no_warning(tmp_path: Path, receiver: Receiver,
                                             caplog: pytest.LogCaptureFixture) -> None:
     spool = Spool(tmp_path / SPOOL_FILE)
     fill(spool, 20)
-    with caplog.at_level("WARNING", logger="agent.shipper"):
+    with caplog.at_level("WARNING", logger="weibao.agent.shipper"):
         shipper = make_shipper(spool, receiver.url)
         asyncio.run(ship_until_empty(shipper, spool))
     assert shipper.clock_offset_s is not None and abs(shipper.clock_offset_s) <= 2

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.model import Event, EventKind, Sample
-from agent.spool import SPOOL_FILE, Spool, SpoolLimits, open_stats
+from weibao.agent.spool import SPOOL_FILE, Spool, SpoolLimits, open_stats
+from weibao.core.model import Event, EventKind, Sample
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -56,8 +56,8 @@ def test_batch_assignment_survives_a_killed_process(tmp_path: Path) -> None:
 import sys, time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from agent.model import Sample
-from agent.spool import Spool
+from weibao.core.model import Sample
+from weibao.agent.spool import Spool
 spool = Spool(Path({str(path)!r}))
 t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 spool.append([Sample("sw-1", "icmp.rtt_ms", float(i), t0 + timedelta(seconds=i)) for i in range(300)])
@@ -82,14 +82,14 @@ time.sleep(60)
 
 def test_full_spool_drops_the_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     spool = Spool(tmp_path / SPOOL_FILE, SpoolLimits(max_rows=100))
-    with caplog.at_level(logging.WARNING, logger="agent.spool"):
+    with caplog.at_level(logging.WARNING, logger="weibao.agent.spool"):
         for round_ in range(5):
             spool.append(samples(50, start=round_ * 50))
     assert spool.depth() == 100
     stats = spool.stats()
     assert stats.counters["dropped_full"] == 150
     # the first two rounds fit; each later one pushes out 50 rows, and says so with the count
-    drops = [r for r in caplog.records if r.name == "agent.spool" and "spool full" in r.getMessage()]
+    drops = [r for r in caplog.records if r.name == "weibao.agent.spool" and "spool full" in r.getMessage()]
     assert [r.levelno for r in drops] == [logging.WARNING] * 3
     counts = [re.search(r"dropped the (\d+) oldest rows", r.getMessage()) for r in drops]
     assert [int(m.group(1)) if m else None for m in counts] == [50, 50, 50]

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpLayer, SnmpSettings
-from agent.model import Event, EventKind
-from agent.spool import SPOOL_FILE, Spool
-from agent.traps import TrapReceiver
+from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpLayer, SnmpSettings
+from weibao.agent.spool import SPOOL_FILE, Spool
+from weibao.agent.traps import TrapReceiver
+from weibao.core.model import Event, EventKind
 
 SNMPTRAP = shutil.which("snmptrap")
 pytestmark = pytest.mark.skipif(SNMPTRAP is None, reason="net-snmp's snmptrap is not installed")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent import wire
-from agent.wire import IngestBatch, parse_batch_fast
+from weibao.core import wire
+from weibao.core.wire import IngestBatch, parse_batch_fast
 
 BID = "8a91ac79-ccfc-45f7-b458-8aa348c908fc"
 

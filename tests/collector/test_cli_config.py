@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.errors import ConfigError
-from collector.config import load_config
 from tests.collector.conftest import AGENT, batch, dump, registration, sample
 from tests.peers.collector import REPO, free_port, wait_http, weibao
+from weibao.collector.config import load_config
+from weibao.core.errors import ConfigError
 
 
 def test_unknown_key_is_named_with_its_line(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_collector_started_as_documented_takes_a_token_from_token_issue(tmp_path
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "collector.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "collector", "--data", str(data),
+        proc = subprocess.Popen([sys.executable, "-m", "weibao", "collector", "--data", str(data),
                                  "--listen", f"127.0.0.1:{port}"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
         try:

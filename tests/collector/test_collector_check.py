@@ -49,7 +49,7 @@ hours: {start: "09:00", end: "18:00"}
 
 
 def check(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", "collector", "--check", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "weibao", "collector", "--check", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60, env=env)
 
 
@@ -182,7 +182,7 @@ def hook(event, args):
         log.write(json.dumps([event, repr(args)]) + "\\n"); log.flush()
 sys.addaudithook(hook)
 sys.argv[0] = "weibao"
-runpy.run_module("agent.cli", run_name="__main__")
+runpy.run_module("weibao", run_name="__main__")
 """
 
 

@@ -9,24 +9,20 @@ import socket
 import subprocess
 import sys
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 import yaml
 
-from agent.simlab import data_roots
 from tests.peers.collector import REPO
+from weibao.embedded.simlab import data_roots
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),
               pytest.mark.skipif(not data_roots(), reason="snmpsim-data is not installed")]
 
 
 def demo_command() -> list[str]:
-    """``weibao demo`` when collector.demo provides the command, else the module itself."""
-    if any(ep.value == "collector.demo:register" for ep in entry_points(group="weibao.commands")):
-        return [sys.executable, "-m", "agent.cli", "demo"]
-    return [sys.executable, "-m", "collector.demo"]
+    return [sys.executable, "-m", "weibao", "demo"]
 
 
 def simulated_endpoints(inventory: Path) -> set[tuple[str, int]]:

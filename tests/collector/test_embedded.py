@@ -13,16 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from agent.simlab import SnmpSim
 from tests.peers.collector import REPO, free_port, wait_http
 from tests.peers.snmpsim import read_recording, running_snmpsim
+from weibao.embedded.simlab import SnmpSim
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -33,10 +32,7 @@ UPS_CHARGE_OID = "1.3.6.1.2.1.33.1.2.4.0"  # upsEstimatedChargeRemaining
 
 
 def weibao_command() -> list[str]:
-    """``weibao`` when ``run`` is registered as a command, else the module that defines it."""
-    if any(ep.value == "collector.run_cli:register" for ep in entry_points(group="weibao.commands")):
-        return [sys.executable, "-m", "agent.cli"]
-    return [sys.executable, "-m", "collector.run_cli"]
+    return [sys.executable, "-m", "weibao"]
 
 
 def write_site(work: Path, sim: SnmpSim) -> Path:
@@ -163,7 +159,7 @@ def test_run_stores_exactly_once_across_kill_and_restart(tmp_path: Path) -> None
         with weibao_run(inventory, data, port, log) as proc:
             wait_for("more rounds after the restart", lambda: len(raw_keys(state)) >= before + 2 * len(ICMP_DEVICES),
                      proc, log)
-            token = subprocess.run([sys.executable, "-m", "agent.cli", "token", "issue", "eng", "--role", "engineer",
+            token = subprocess.run([sys.executable, "-m", "weibao", "token", "issue", "eng", "--role", "engineer",
                                     "--data", str(data)], cwd=REPO, capture_output=True, text=True, timeout=60,
                                    check=True).stdout.strip()
             auth = {"Authorization": f"Bearer {token}"}

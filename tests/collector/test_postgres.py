@@ -15,10 +15,10 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from collector.state.engine import MIGRATIONS, create_state_engine, migrate
 from tests.collector.conftest import AGENT, CST, batch, dump, registration, sample
 from tests.peers import postgres
 from tests.peers.collector import CollectorPeer, run_collector
+from weibao.collector.state.db import MIGRATIONS, create_state_engine, migrate
 
 pytestmark = pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 binaries are not installed")
 

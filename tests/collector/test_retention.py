@@ -8,12 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.wire import InventoryRegistration
-from collector.app import create_app
-from collector.auth import Principal, Role
-from collector.config import CollectorConfig
 from tests.collector.conftest import AGENT, batch, dump, registration, sample
 from tests.peers.collector import run_collector
+from weibao.collector.auth import Principal, Role
+from weibao.collector.config import CollectorConfig
+from weibao.collector.http.app import create_app
+from weibao.core.wire import InventoryRegistration
 
 
 def test_prune_removes_only_what_is_past_retention(tmp_path: Path) -> None:

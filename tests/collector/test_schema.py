@@ -7,10 +7,10 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import collector.tickets.store  # noqa: F401  (declares the ticket tables on the shared Base)
-from collector.notify import outbox  # noqa: F401  (declares the outbox table)
-from collector.state.engine import create_state_engine, migrate
-from collector.state.models import Base
+import weibao.collector.tickets.store  # noqa: F401  (declares the ticket tables on the shared Base)
+from weibao.collector.notify import outbox  # noqa: F401  (declares the outbox table)
+from weibao.collector.state.db import create_state_engine, migrate
+from weibao.collector.state.models import Base
 
 
 def test_migrations_match_models(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.inventory.loader import load_inventory
-from agent.model import Event, EventKind, Sample
-from agent.wire import (
+from weibao.agent.inventory.loader import load_inventory
+from weibao.core.model import Event, EventKind, Sample
+from weibao.core.wire import (
     IngestBatch,
     InventoryRegistration,
     encode_batch,

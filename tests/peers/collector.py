@@ -44,7 +44,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 3
 
 def weibao(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the ``weibao`` command (this checkout's) and capture its output."""
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "weibao", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=60, check=check)
 
 
@@ -90,7 +90,7 @@ def run_collector(workdir: Path, config: dict[str, Any] | None = None) -> Iterat
     config_path.write_text(json.dumps(cfg))  # JSON is YAML
     log_path = workdir / "collector.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "-v", "collector", "--config", str(config_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "weibao", "-v", "collector", "--config", str(config_path)],
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     peer = CollectorPeer(f"http://127.0.0.1:{port}", data_dir, config_path, proc, log_path)
     try:

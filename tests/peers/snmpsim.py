@@ -1,4 +1,4 @@
-"""snmpsim serving snmpsim-data recordings on loopback (a thin wrapper of agent.simlab for tests)."""
+"""snmpsim serving snmpsim-data recordings on loopback (a thin wrapper of weibao.embedded.simlab for tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
-from agent.simlab import SimLabError, SnmpSim, data_roots, read_recording
+from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from weibao.embedded.simlab import SimLabError, SnmpSim, data_roots, read_recording
 
 __all__ = ["device_for", "read_recording", "running_snmpsim"]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from agent.inventory import Device, load_inventory
-from agent.model import Event, EventKind, PollError, PollResult, Protocol, Sample
+from weibao.agent.inventory import Device, load_inventory
+from weibao.core.model import Event, EventKind, PollError, PollResult, Protocol, Sample
 
 REPO = Path(__file__).resolve().parents[3]
 RULES_FILE = REPO / "rules" / "inspection.yaml"

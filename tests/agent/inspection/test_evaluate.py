@@ -9,10 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.inspection import DeviceStatus, History, Inspection, Severity, inspect, load_inspection_rules
-from agent.inspection.rules import InspectionRules
-from agent.inventory import Device
-from agent.model import Event, EventKind, PollResult, Protocol
 from tests.agent.inspection.factory import (
     RULES_FILE,
     T0,
@@ -25,6 +21,10 @@ from tests.agent.inspection.factory import (
     sample,
     snmp,
 )
+from weibao.agent.inspection import DeviceStatus, History, Inspection, Severity, inspect, load_inspection_rules
+from weibao.agent.inventory import Device
+from weibao.core.inspection.rules import InspectionRules
+from weibao.core.model import Event, EventKind, PollResult, Protocol
 
 WORST_FIRST = ["critical", "major", "minor", "info"]
 LABELS = {"disk.util_pct": {"mount": "/var"}, "if.in_errors_ps": {"ifName": "GigabitEthernet0/1"},

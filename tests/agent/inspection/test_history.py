@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.inspection import History, Inspection, inspect, load_inspection_rules
-from agent.inspection.rules import InspectionRules
-from agent.inventory import Device
-from agent.model import PollResult
 from tests.agent.inspection.factory import RULES_FILE, T0, devices, icmp_ok, raw_rules, sample, snmp
+from weibao.agent.inspection import History, Inspection, inspect, load_inspection_rules
+from weibao.agent.inventory import Device
+from weibao.core.inspection.rules import InspectionRules
+from weibao.core.model import PollResult
 
 DAY = timedelta(days=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.inspection.redact import MASK, Redactor
+from weibao.agent.inspection.redact import MASK, Redactor
 
 KNOWN = "Inventory-Secret-77"
 

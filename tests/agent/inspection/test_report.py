@@ -11,9 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.inspection import History, Inspection, inspect, load_inspection_rules, render_html, write_report
-from agent.inventory import Device
-from agent.model import PollError, PollResult, Protocol
 from tests.agent.inspection.factory import (
     RULES_FILE,
     SECRETS,
@@ -26,6 +23,9 @@ from tests.agent.inspection.factory import (
     sample,
     snmp,
 )
+from weibao.agent.inspection import History, Inspection, inspect, load_inspection_rules, render_html, write_report
+from weibao.agent.inventory import Device
+from weibao.core.model import PollError, PollResult, Protocol
 
 SITE = "测试单位 <机房>"
 COMMUNITY = SECRETS["WB_TEST_COMMUNITY"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.inspection import load_inspection_rules
-from agent.inspection.rules import ThresholdCheck
 from tests.agent.inspection.factory import RULES_FILE, raw_rules
+from weibao.agent.inspection import load_inspection_rules
+from weibao.core.errors import ConfigError
+from weibao.core.inspection.rules import ThresholdCheck
 
 GOOD_CHECK = """\
 version: 1

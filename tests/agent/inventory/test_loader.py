@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.inventory import Category, Kind, load_inventory
+from weibao.agent.inventory import Category, Kind, load_inventory
+from weibao.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 

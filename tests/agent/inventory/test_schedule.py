@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.inventory import Inventory, load_inventory
-from agent.model import Protocol
-from agent.scheduler import SSH_RUN_DEADLINE_S, plan_jobs
+from weibao.agent.inventory import Inventory, load_inventory
+from weibao.agent.scheduler import SSH_RUN_DEADLINE_S, plan_jobs
+from weibao.core.errors import ConfigError
+from weibao.core.model import Protocol
 
 ENV = {"TEST_SSH_PASSWORD": "ssh-pass-1", "TEST_COMMUNITY": "c0mmunity"}
 

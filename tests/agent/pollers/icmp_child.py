@@ -11,8 +11,8 @@ import asyncio
 import json
 import sys
 
-from agent.inventory.model import Category, Device, IcmpSettings, Kind
-from agent.pollers.icmp import ping_many
+from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind
+from weibao.agent.pollers.icmp import ping_many
 
 
 def main() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from agent.inventory.model import Device, SshCredential, SshSettings
-from agent.model import PollResult
-from agent.pollers.ssh import SshPoller
+from weibao.agent.inventory.model import Device, SshCredential, SshSettings
+from weibao.agent.pollers.ssh import SshPoller
+from weibao.core.model import PollResult
 
 
 def make_device(

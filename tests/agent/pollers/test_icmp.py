@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.inventory.model import Category, Device, IcmpSettings, Kind
-from agent.model import PollResult, Protocol
-from agent.pollers.icmp import (
+from tests.peers import netns as netns_peer
+from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind
+from weibao.agent.pollers.icmp import (
     BurstStats,
     IcmpUnavailable,
     SocketKind,
@@ -25,7 +25,7 @@ from agent.pollers.icmp import (
     ping_addresses,
     ping_many,
 )
-from tests.peers import netns as netns_peer
+from weibao.core.model import PollResult, Protocol
 
 pytestmark = pytest.mark.timeout(120)
 

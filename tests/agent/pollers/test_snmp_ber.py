@@ -9,8 +9,8 @@ from pyasn1.codec.ber import decoder as asn1_decoder  # type: ignore[import-unty
 from pyasn1.codec.ber import encoder as asn1_encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from agent.pollers.snmp import ber
-from agent.pollers.snmp.values import Missing
+from weibao.agent.pollers.snmp import ber
+from weibao.agent.pollers.snmp.values import Missing
 
 P = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.pollers.snmp.collect import MAX_RATE_GAP_S, Counters
+from weibao.agent.pollers.snmp.collect import MAX_RATE_GAP_S, Counters
 
 
 def rate(prev: int | None, cur: int, *, dt: float = 60.0, width: int = 64) -> float | None:

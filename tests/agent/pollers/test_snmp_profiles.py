@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.pollers.snmp import check_profiles, default_profile_dir, load_profile, load_profiles
-from agent.pollers.snmp.expr import ExprError, compile_expr
-from agent.pollers.snmp.profiles import Metric, select
+from weibao.agent.pollers.snmp import check_profiles, default_profile_dir, load_profile, load_profiles
+from weibao.agent.pollers.snmp.expr import ExprError, compile_expr
+from weibao.agent.pollers.snmp.profiles import Metric, select
+from weibao.core.errors import ConfigError
 
 EXPECTED = {"system", "if_mib", "host_resources", "ucd", "ups_mib", "apc_powernet", "entity_sensor",
             "huawei", "h3c", "ruijie", "cisco"}

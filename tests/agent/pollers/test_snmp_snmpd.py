@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
-from agent.model import EventKind, PollResult, Protocol
-from agent.pollers.snmp import SnmpPoller
-from agent.state import StateStore
 from tests.peers.snmpd import COMMUNITY, Snmpd, free_udp_port, running_snmpd
+from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.pollers.snmp import SnmpPoller
+from weibao.agent.state import StateStore
+from weibao.core.model import EventKind, PollResult, Protocol
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -217,7 +217,7 @@ def _open_sockets() -> int:
 def test_rounds_leave_no_socket_open(snmpd: Snmpd) -> None:
     """Every round of the daemon opens its poller's socket and closes it: a month of rounds must not
     leave one behind (all devices start at once, so they race to open the socket)."""
-    from agent.runner import poll_once
+    from weibao.agent.runner import poll_once
 
     devices = [device(f"d{i}", snmpd.port, timeout_s=1.0) for i in range(8)]
     state = StateStore()

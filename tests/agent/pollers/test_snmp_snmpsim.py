@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agent.model import PollResult
-from agent.pollers.snmp import SnmpPoller
-from agent.simlab import SnmpSim
-from agent.state import StateStore
 from tests.peers.snmpsim import device_for, read_recording, running_snmpsim
+from weibao.agent.pollers.snmp import SnmpPoller
+from weibao.agent.state import StateStore
+from weibao.core.model import PollResult
+from weibao.embedded.simlab import SnmpSim
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -243,7 +243,7 @@ def test_second_round_rates_and_absent_mibs_remembered(sim: SnmpSim) -> None:
 
 
 def test_demo_recordings_simulate_what_the_demo_promises() -> None:
-    from agent.simlab import DEMO_RECORDINGS
+    from weibao.embedded.simlab import DEMO_RECORDINGS
 
     with running_snmpsim(DEMO_RECORDINGS) as demo:
         results = poll(demo, list(DEMO_RECORDINGS))

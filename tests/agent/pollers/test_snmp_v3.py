@@ -19,11 +19,11 @@ from pysnmp.hlapi.v3arch.asyncio import (
     usmHMACSHAAuthProtocol,
 )
 
-from agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
-from agent.model import PollResult
-from agent.pollers.snmp import SnmpPoller
-from agent.state import StateStore
 from tests.peers.snmpd import V3_USERS, Snmpd, V3User, running_snmpd
+from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.pollers.snmp import SnmpPoller
+from weibao.agent.state import StateStore
+from weibao.core.model import PollResult
 
 pytestmark = pytest.mark.timeout(120)
 

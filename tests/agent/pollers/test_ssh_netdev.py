@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.inventory.model import Device
-from agent.model import EventKind
-from agent.pollers.ssh import SshPoller
-from agent.state import StateStore
 from tests.agent.pollers.ssh_fixtures import make_device, metric, poll, value
 from tests.peers.cli_server import RECORDINGS, CliServer
+from weibao.agent.inventory.model import Device
+from weibao.agent.pollers.ssh import SshPoller
+from weibao.agent.state import StateStore
+from weibao.core.model import EventKind
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.pollers.ssh import netdev, server
-from agent.pollers.ssh.configdiff import ConfigStore, Masker, normalize
+from weibao.agent.pollers.ssh import netdev, server
+from weibao.agent.pollers.ssh.configdiff import ConfigStore, Masker, normalize
 
 MASKED = [
     # (line, secret that must vanish, text that must stay)
@@ -140,7 +140,7 @@ def test_systemd_absent_or_not_running_reports_nothing() -> None:
 
 
 def test_broken_server_output_is_a_protocol_failure() -> None:
-    from agent.errors import ProtocolFailure
+    from weibao.core.errors import ProtocolFailure
 
     with pytest.raises(ProtocolFailure):
         server.parse_report("@@uptime\n\n@@loadavg\n")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.model import EventKind, Protocol
-from agent.pollers.ssh import SshPoller
-from agent.state import StateStore
 from tests.agent.pollers.ssh_fixtures import Blackhole, make_device, metric, poll, value
 from tests.peers.sshd import SSHD, Sshd, SshUser, ensure_user, free_port
+from weibao.agent.pollers.ssh import SshPoller
+from weibao.agent.state import StateStore
+from weibao.core.model import EventKind, Protocol
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector.contract.calendar import WorkingCalendar
-from collector.contract.calendar_files import load_calendar
-from collector.contract.rules import ContractRules, load_contract_rules
+from weibao.collector.contract.calendar import WorkingCalendar
+from weibao.collector.contract.calendar_files import load_calendar
+from weibao.collector.contract.rules import ContractRules, load_contract_rules
 
 CST = ZoneInfo("Asia/Shanghai")
 RULES = Path(__file__).resolve().parents[3] / "rules" / "contract.yaml"

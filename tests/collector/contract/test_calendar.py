@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.errors import ConfigError
-from collector.contract.calendar import DayKind, WorkingCalendar
-from collector.contract.calendar_data.generate import render
-from collector.contract.calendar_files import SHIPPED_HOLIDAYS, load_calendar
 from tests.collector.contract.conftest import CST, at
+from weibao.collector.contract.calendar import DayKind, WorkingCalendar
+from weibao.collector.contract.calendar_data.generate import render
+from weibao.collector.contract.calendar_files import SHIPPED_HOLIDAYS, load_calendar
+from weibao.core.errors import ConfigError
 
 
 def test_shipped_file_is_what_the_generator_writes() -> None:
@@ -74,7 +74,7 @@ def test_split_and_seconds(calendar: WorkingCalendar) -> None:
 
 def test_2027_falls_back_to_weekends_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     cal = load_calendar()   # a calendar of its own: the warning is once per calendar and year
-    with caplog.at_level(logging.WARNING, logger="collector.contract.calendar"):
+    with caplog.at_level(logging.WARNING, logger="weibao.collector.contract.calendar"):
         assert cal.is_working_day(date(2027, 1, 1))        # New Year's Day, but no data: a Friday
         assert not cal.is_working_day(date(2027, 1, 2))    # Saturday
         assert cal.add_working_hours(at("2026-12-31 16:00"), 9) == at("2027-01-01 16:00")

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from collector.contract.calendar import WorkingCalendar
-from collector.contract.clocks import Clocks, Pause, compute_clocks
-from collector.contract.rules import ContractRules
 from tests.collector.contract.conftest import at
+from weibao.collector.contract.calendar import WorkingCalendar
+from weibao.collector.contract.clocks import Clocks, Pause, compute_clocks
+from weibao.collector.contract.rules import ContractRules
 
 
 def clocks(rules: ContractRules, calendar: WorkingCalendar, level: int, start: str, *, now: str,

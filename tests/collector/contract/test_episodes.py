@@ -8,15 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from agent.inventory.model import Category
-from agent.model import Sample
-from collector.contract.calendar import WorkingCalendar
-from collector.contract.episodes import Signal, SignalKind
-from collector.contract.evaluator import DeviceSpec, Evaluator
-from collector.contract.levels import level_of
-from collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
-from collector.contract.rules import Condition, ContractRules, TrackKey
 from tests.collector.contract.conftest import at, every_minute
+from weibao.agent.inventory.model import Category
+from weibao.collector.contract.calendar import WorkingCalendar
+from weibao.collector.contract.episodes import Signal, SignalKind
+from weibao.collector.contract.evaluator import DeviceSpec, Evaluator
+from weibao.collector.contract.levels import level_of
+from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
+from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.model import Sample
 
 DOWN = TrackKey(Condition.DOWN)
 MINUTE = timedelta(minutes=1)
@@ -177,7 +177,7 @@ def test_upstream_seen_down_a_little_later_still_takes_the_fault(rules: Contract
 def test_out_of_order_sample_is_ignored(rules: ContractRules, caplog: pytest.LogCaptureFixture) -> None:
     ev = business(rules)
     feed(ev, [("2026-11-24 09:00", "2026-11-24 09:10", 1)])
-    with caplog.at_level(logging.INFO, logger="collector.contract.episodes"):
+    with caplog.at_level(logging.INFO, logger="weibao.collector.contract.episodes"):
         assert ev.observe(Sample("app-1", "up", 0.0, at("2026-11-24 09:05"))) == []
     assert "ignored sample" in caplog.text
     assert ev.tracker("app-1", DOWN).episodes(at("2026-11-24 09:10")) == []

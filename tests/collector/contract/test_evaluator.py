@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from agent.inventory.loader import load_inventory
-from agent.inventory.model import Category
-from agent.model import Sample
-from collector.contract.evaluator import DeviceSpec, Evaluator, specs_from_inventory
-from collector.contract.rules import Condition, ContractRules, TrackKey
 from tests.collector.contract.conftest import at, every_minute
+from weibao.agent.inventory.loader import load_inventory
+from weibao.agent.inventory.model import Category
+from weibao.collector.contract.evaluator import DeviceSpec, Evaluator, specs_from_inventory
+from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.model import Sample
 
 INVENTORY = """\
 site: test

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.inventory.model import Category
-from agent.model import Sample
-from collector.contract.calendar import WorkingCalendar
-from collector.contract.calendar_files import load_calendar
-from collector.contract.clocks import compute_clocks
-from collector.contract.episodes import Episode
-from collector.contract.evaluator import DeviceSpec, Evaluator
-from collector.contract.levels import LevelDecision, level_of
-from collector.contract.rules import Condition, ContractRules, TrackKey
 from tests.collector.contract.conftest import at, every_minute
+from weibao.agent.inventory.model import Category
+from weibao.collector.contract.calendar import WorkingCalendar
+from weibao.collector.contract.calendar_files import load_calendar
+from weibao.collector.contract.clocks import compute_clocks
+from weibao.collector.contract.episodes import Episode
+from weibao.collector.contract.evaluator import DeviceSpec, Evaluator
+from weibao.collector.contract.levels import LevelDecision, level_of
+from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.model import Sample
 
 DOWN = TrackKey(Condition.DOWN)
 

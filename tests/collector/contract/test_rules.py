@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.inventory.model import Category
-from collector.contract.durations import format_duration, parse_duration
-from collector.contract.rules import (
+from tests.collector.contract.conftest import RULES
+from weibao.agent.inventory.model import Category
+from weibao.collector.contract.durations import format_duration, parse_duration
+from weibao.collector.contract.rules import (
     ClockLimit,
     ClockName,
     Condition,
@@ -21,7 +21,7 @@ from collector.contract.rules import (
     TrackKey,
     load_contract_rules,
 )
-from tests.collector.contract.conftest import RULES
+from weibao.core.errors import ConfigError
 
 H = timedelta(hours=1)
 

@@ -11,18 +11,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine
 
-from agent.inspection.rules import ThresholdCheck, load_inspection_rules
-from agent.inventory.model import Category
-from agent.model import Sample
-from collector.contract import DeviceSpec, Evaluator, load_calendar, load_contract_rules
-from collector.engine.extras import Extras
-from collector.engine.setup import DeviceBook, depths
-from collector.engine.signals import FaultSync
-from collector.engine.sweep import Sweeper
-from collector.engine.tickets import TicketOps
-from collector.notify.model import Notification
-from collector.tickets.model import Ticket
-from collector.tickets.store import TicketStore
+from weibao.agent.inventory.model import Category
+from weibao.collector.contract import DeviceSpec, Evaluator, load_calendar, load_contract_rules
+from weibao.collector.engine.extras import Extras
+from weibao.collector.engine.setup import DeviceBook, depths
+from weibao.collector.engine.signals import FaultSync
+from weibao.collector.engine.sweep import Sweeper
+from weibao.collector.engine.tickets import TicketOps
+from weibao.collector.notify.model import Notification
+from weibao.collector.tickets.model import Ticket
+from weibao.collector.tickets.store import TicketStore
+from weibao.core.inspection.rules import ThresholdCheck, load_inspection_rules
+from weibao.core.model import Sample
 
 CST = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[3]

@@ -54,7 +54,7 @@ def wait_for(eng: httpx.Client, pred: Any, timeout: float, **params: str) -> lis
 
 
 def cli(peer: CollectorPeer, token_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "collector.tickets_cli", *args, "--collector", peer.url,
+    return subprocess.run([sys.executable, "-m", "weibao", *args, "--collector", peer.url,
                            "--token-file", str(token_file)], cwd=REPO, capture_output=True, text=True, timeout=60)
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from collector.config import load_config
-from collector.engine.setup import find_rules, load_maintenance_file
-from tests.collector.engine.conftest import REPO
+from weibao.collector.config import load_config
+from weibao.collector.engine.setup import find_rules, load_maintenance_file
+from weibao.core.errors import ConfigError
+from weibao.core.packaged import PACKAGED_RULES
 
 
 def test_engine_runs_only_with_one_worker(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_engine_runs_only_with_one_worker(tmp_path: Path) -> None:
 def test_rules_found_from_env_then_cwd_then_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("WEIBAO_RULES", raising=False)
-    assert find_rules(None, "contract.yaml") == REPO / "rules" / "contract.yaml"
+    assert find_rules(None, "contract.yaml") == PACKAGED_RULES / "contract.yaml"
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "contract.yaml").write_text("x: 1\n")
     assert find_rules(None, "contract.yaml") == Path("rules") / "contract.yaml"

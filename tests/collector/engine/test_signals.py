@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from agent.model import Sample
-from collector.contract import Evaluator
-from collector.notify.model import ChangeKind
-from collector.tickets import machine
-from collector.tickets.model import Action, TicketState
 from tests.collector.engine.conftest import AGENT, DEVICES, RULES, World, at
+from weibao.collector.contract import Evaluator
+from weibao.collector.notify.model import ChangeKind
+from weibao.collector.tickets import machine
+from weibao.collector.tickets.model import Action, TicketState
+from weibao.core.model import Sample
 
 pytestmark = pytest.mark.timeout(60)
 

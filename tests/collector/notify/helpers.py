@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from collector.notify.model import Notification, for_event
-from collector.tickets import machine as m
-from collector.tickets.model import Ticket
+from weibao.collector.notify.model import Notification, for_event
+from weibao.collector.tickets import machine as m
+from weibao.collector.tickets.model import Ticket
 
 CST = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=CST)

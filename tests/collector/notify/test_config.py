@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from collector.notify.config import EmailChannel, WebhookChannel, load_notify_config
+from weibao.collector.notify.config import EmailChannel, WebhookChannel, load_notify_config
+from weibao.core.errors import ConfigError
 
 GOOD = """\
 secrets_file: secrets.yaml

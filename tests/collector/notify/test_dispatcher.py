@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from agent.model import utcnow
-from collector.notify.config import NotifyConfig
-from collector.notify.dispatcher import Dispatcher
-from collector.notify.model import ChangeKind, for_clock, for_event
-from collector.notify.outbox import SqlOutbox
-from collector.tickets import machine as m
 from tests.collector.notify.helpers import T0, opened, root_cause_ticket
 from tests.peers.smtp import SmtpPeer, spare_port
 from tests.peers.webhook import WebhookPeer
+from weibao.collector.notify.config import NotifyConfig
+from weibao.collector.notify.dispatcher import Dispatcher
+from weibao.collector.notify.model import ChangeKind, for_clock, for_event
+from weibao.collector.notify.outbox import SqlOutbox
+from weibao.collector.tickets import machine as m
+from weibao.core.model import utcnow
 
 PASSWORD = "Disp-Pa55-word-9"
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.notify.config import EmailChannel
-from collector.notify.email import EmailTransport
-from collector.notify.errors import DeliveryError
-from collector.notify.model import Message, for_event
 from tests.collector.notify.helpers import root_cause_ticket
 from tests.peers.smtp import SmtpPeer, spare_port
+from weibao.collector.notify.config import EmailChannel
+from weibao.collector.notify.email import EmailTransport
+from weibao.collector.notify.errors import DeliveryError
+from weibao.collector.notify.model import Message, for_event
 
 PASSWORD = "S3cret-smtp-Pa55"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from collector.contract.calendar_files import load_calendar
-from collector.contract.rules import load_contract_rules
-from collector.notify.model import ChangeKind, clock_alerts, for_event
-from collector.tickets import machine as m
-from collector.tickets.views import ticket_clocks
 from tests.collector.notify.helpers import T0, root_cause_ticket
+from weibao.collector.contract.calendar_files import load_calendar
+from weibao.collector.contract.rules import load_contract_rules
+from weibao.collector.notify.model import ChangeKind, clock_alerts, for_event
+from weibao.collector.tickets import machine as m
+from weibao.collector.tickets.views import ticket_clocks
 
 RULES = Path(__file__).resolve().parents[3] / "rules" / "contract.yaml"
 

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from collector.notify.config import WebhookChannel
-from collector.notify.errors import DeliveryError
-from collector.notify.model import Message, for_event
-from collector.notify.webhook import WECOM_MAX_BYTES, WebhookTransport, dingtalk_sign
 from tests.collector.notify.helpers import opened, root_cause_ticket
 from tests.peers.webhook import WebhookPeer
+from weibao.collector.notify.config import WebhookChannel
+from weibao.collector.notify.errors import DeliveryError
+from weibao.collector.notify.model import Message, for_event
+from weibao.collector.notify.webhook import WECOM_MAX_BYTES, WebhookTransport, dingtalk_sign
 
 TOKEN = "tok-4f1c2a9e77"
 SIGN_SECRET = "SECa1b2c3d4e5f60718293a4b5c6d7e8f9"

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.auth import Role, issue
-from collector.state.engine import create_state_engine
 from tests.collector.scenarios.replay import register
 from tests.peers.collector import CollectorPeer, run_collector
+from weibao.collector.auth import Role, issue
+from weibao.collector.state.db import create_state_engine
 
 # history from weeks ago is replayed: keep it all, and let no retention round run during the tests
 SCENARIO_CONFIG: dict[str, Any] = {

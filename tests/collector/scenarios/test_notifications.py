@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from collector.auth import Role
 from tests.collector.scenarios.conftest import SCENARIO_CONFIG, issue_token
 from tests.collector.scenarios.replay import (
     CST,
@@ -30,6 +29,7 @@ from tests.collector.scenarios.replay import (
 from tests.peers.collector import CollectorPeer, run_collector
 from tests.peers.smtp import SmtpPeer
 from tests.peers.webhook import WebhookPeer
+from weibao.collector.auth import Role
 
 pytestmark = pytest.mark.timeout(180)
 

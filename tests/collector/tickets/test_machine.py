@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from collector.tickets import machine as m
-from collector.tickets.model import (
+from weibao.collector.tickets import machine as m
+from weibao.collector.tickets.model import (
     AUTO_CLOSE_AFTER,
     SYSTEM,
     TRANSITIONS,

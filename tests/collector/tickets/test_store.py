@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from collector.tickets import machine as m
-from collector.tickets.model import TicketState
-from collector.tickets.store import ConcurrentUpdate, TicketStore
 from tests.peers.smtp import spare_port
+from weibao.collector.tickets import machine as m
+from weibao.collector.tickets.model import TicketState
+from weibao.collector.tickets.store import ConcurrentUpdate, TicketStore
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 25, 23, 50, 0, 123000, tzinfo=CST)

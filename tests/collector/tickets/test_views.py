@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collector.contract.calendar_files import load_calendar
-from collector.contract.rules import load_contract_rules
-from collector.tickets import machine as m
-from collector.tickets.views import clocks_by_name, ticket_clocks, ticket_json
+from weibao.collector.contract.calendar_files import load_calendar
+from weibao.collector.contract.rules import load_contract_rules
+from weibao.collector.tickets import machine as m
+from weibao.collector.tickets.views import clocks_by_name, ticket_clocks, ticket_json
 
 CST = ZoneInfo("Asia/Shanghai")
 RULES = Path(__file__).resolve().parents[3] / "rules" / "contract.yaml"

@@ -1,5 +1,0 @@
-"""SSH polling of Linux servers and network devices, with host-key checking and configuration change tracking."""
-
-from agent.pollers.ssh.poller import SshPoller
-
-__all__ = ["SshPoller"]

@@ -1,0 +1,1 @@
+"""The collector's ``weibao`` subcommands; each module has ``register(subparsers)`` (entry points)."""

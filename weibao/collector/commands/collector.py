@@ -1,0 +1,141 @@
+"""``weibao collector`` and ``weibao token ...``: argparse subcommands the main CLI registers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from weibao.core.cli import DEFAULT_DATA
+from weibao.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None,
+                   help=f"data directory (default: the config's data_dir, else {DEFAULT_DATA} or $WEIBAO_DATA)")
+    p.add_argument("--config", type=Path, default=None, help="collector configuration YAML")
+
+
+def register(sub: Any) -> None:
+    """Add ``collector`` and ``token`` to the main parser's subcommands (``handler`` returns an exit code)."""
+    p = sub.add_parser("collector", help="run the collector (ingest API, storage, rollups)")
+    _common(p)
+    p.add_argument("--listen", default=None, metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8470)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the config's, else 1)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the configuration and every file it names, then exit (0: valid, 2: problems)")
+    p.set_defaults(handler=run_collector, log_level=logging.INFO)
+
+    t = sub.add_parser("token", help="issue, revoke and list API tokens")
+    tsub = t.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    p = tsub.add_parser("issue", help="issue a token for NAME and print it (the only time it is shown)")
+    _common(p)
+    p.add_argument("name")
+    p.add_argument("--role", choices=["agent", "engineer"], default="agent")
+    p.set_defaults(handler=token_issue)
+    p = tsub.add_parser("revoke", help="revoke the tokens of NAME")
+    _common(p)
+    p.add_argument("name")
+    p.set_defaults(handler=token_revoke)
+    p = tsub.add_parser("list", help="list token holders (never the tokens)")
+    _common(p)
+    p.set_defaults(handler=token_list)
+
+
+def _config(args: argparse.Namespace, *, listen: str | None = None) -> Any:
+    from weibao.collector.config import load_config
+
+    data = args.data
+    if data is None and args.config is None:
+        data = DEFAULT_DATA
+    return load_config(args.config, data_dir=data, listen=listen)
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from weibao.collector.state.db import create_state_engine, migrate
+
+    cfg = _config(args)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_state_engine(cfg.resolved_state_url())
+    migrate(engine)
+    return engine
+
+
+def _fail(exc: Exception) -> int:
+    print(f"weibao: {exc}", file=sys.stderr)
+    return 2
+
+
+def check_collector(args: argparse.Namespace) -> int:
+    """``weibao collector --check``: one ``file:line: key: message`` line per problem; starts nothing."""
+    from weibao.collector.check import check_collector as check
+
+    data = args.data
+    if data is None and args.config is None:
+        data = DEFAULT_DATA
+    report = check(args.config, data_dir=data, listen=args.listen, workers=args.workers)
+    for line in report.lines():
+        print(line)
+    if report.problems:
+        print(f"{len(report.problems)} problem(s)", file=sys.stderr)
+        return 1  # as weibao check
+    print("collector config ok: " + ", ".join(report.checked))
+    return 0
+
+
+def run_collector(args: argparse.Namespace) -> int:
+    if getattr(args, "check", False):
+        return check_collector(args)
+    from weibao.collector.http.server import serve
+
+    try:
+        cfg = _config(args, listen=args.listen)
+        if args.workers is not None:
+            cfg = cfg.model_copy(update={"workers": max(1, args.workers)})
+    except ConfigError as exc:
+        return _fail(exc)
+    serve(cfg)
+    return 0
+
+
+def token_issue(args: argparse.Namespace) -> int:
+    from weibao.collector.auth import Role, TokenError, issue
+
+    try:
+        token = issue(_engine(args), args.name, Role(args.role))
+    except (ConfigError, TokenError) as exc:
+        return _fail(exc)
+    print(f"token for {args.name} ({args.role}); store it now, it is not shown again:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    from weibao.collector.auth import TokenError, revoke
+
+    try:
+        n = revoke(_engine(args), args.name)
+    except (ConfigError, TokenError) as exc:
+        return _fail(exc)
+    print(f"revoked {n} token(s) of {args.name}", file=sys.stderr)
+    return 0
+
+
+def token_list(args: argparse.Namespace) -> int:
+    from weibao.collector.auth import listing
+
+    try:
+        rows = listing(_engine(args))
+    except ConfigError as exc:
+        return _fail(exc)
+    for r in rows:
+        created = datetime.fromtimestamp(r.created_ms / 1000, UTC).isoformat(timespec="seconds")
+        state = "active" if r.revoked_ms is None else "revoked " + datetime.fromtimestamp(
+            r.revoked_ms / 1000, UTC).isoformat(timespec="seconds")
+        print(f"{r.name}\t{r.role}\t{created}\t{state}")
+    return 0

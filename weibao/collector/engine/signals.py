@@ -1,0 +1,333 @@
+"""Evaluator signals -> ticket actions: one ticket per fault episode, or per root cause.
+
+``FaultSync.sync(episode)`` brings the ticket of one episode in line with it, whatever happened before,
+so the same call serves live signals, the periodic sweep and restart recovery (idempotent: a ticket is
+found by its episode id, which is device + condition + start):
+
+- a new episode opens a ticket at level 3 at the episode's start (or re-opens the device's restored
+  ticket of the same rule within the re-open window), and is promoted at once if ``level_of`` says so;
+- an episode caused by its upstream (``affected_by``) adds the device to the upstream's open ticket
+  (``attach_affected``) instead; a ticket the device had already opened is folded into the root's
+  (restored and closed with a note naming the root ticket);
+- loss and latency episodes of a device that is down are the same fault: no ticket of their own;
+- a restored episode restores its ticket; an episode that came back (``reopen_count`` above the
+  ticket's) re-opens it, or opens a new ticket if it was closed meanwhile;
+- levels only rise: the promotion is recorded at the time the winning row first held.
+
+Monitoring gaps (no data is not down) open one ticket per AGENT (rule ``agent_gap``, device = the agent's
+name) listing the silent devices as affected; it is restored when every one of them sends data again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from weibao.collector.contract import (
+    ContractRules,
+    Episode,
+    Evaluator,
+    LevelDecision,
+    Signal,
+    SignalKind,
+    WorkingCalendar,
+    level_of,
+)
+from weibao.collector.contract.rules import CategoryRules, Condition, TrackKey
+from weibao.collector.engine.setup import DeviceBook
+from weibao.collector.engine.tickets import ACTIVE, NOT_CLOSED, TicketOps, later
+from weibao.collector.tickets import machine
+from weibao.collector.tickets.model import SYSTEM, IllegalTransition, Ticket, TicketError, TicketState
+
+log = logging.getLogger(__name__)
+
+REACH = (Condition.DOWN, Condition.CUT_OFF)
+REACH_RULES = (Condition.DOWN.value, Condition.CUT_OFF.value)
+GAP_RULE = "agent_gap"
+FOLD_NOTE = "same fault as ticket"
+_TICK = timedelta(milliseconds=1)
+
+
+def rule_name(key: TrackKey, category: CategoryRules) -> str:
+    """The ticket's rule for a tracked condition: ``down``, ``cut_off``, ``loss``, ``latency`` (with
+    ``@threshold`` only when the category tracks that condition at several thresholds)."""
+    same = [k for k in category.tracked() if k.condition == key.condition]
+    if len(same) > 1 and key.threshold is not None:
+        return f"{key.condition.value}@{key.threshold:g}"
+    return key.condition.value
+
+
+class FaultSync:
+    """Applies evaluator signals and episodes to tickets (see the module docstring)."""
+
+    def __init__(self, ops: TicketOps, rules: ContractRules, calendar: WorkingCalendar) -> None:
+        self.ops = ops
+        self.rules = rules
+        self.calendar = calendar
+        self.window = rules.evaluation.reopen_window
+        self.gaps: dict[str, set[str]] = {}  # agent -> its devices without data
+
+    # -- signals -------------------------------------------------------------------------------------------
+    def handle(self, signals: Iterable[Signal], ev: Evaluator, book: DeviceBook, now: datetime) -> None:
+        sigs = list(signals)
+        # a gap that began and ended within one call was found only when data came back (the sweep did
+        # not see it live, e.g. a backfill): it is recorded as a gap ticket opened and restored at once
+        # only `up` speaks for the agent: it is sent every round, while a device that is down sends no
+        # latency at all (a gap of that tracker is not a gap in monitoring)
+        sigs = [s for s in sigs if s.key.condition in REACH
+                or s.kind not in (SignalKind.GAP_STARTED, SignalKind.GAP_ENDED)]
+        ends = {(s.device, s.key): s.at for s in sigs if s.kind is SignalKind.GAP_ENDED}
+        silent: dict[str, dict[str, datetime]] = {}  # agent -> device -> gap start, attached at once
+        past: dict[str, dict[str, tuple[datetime, datetime]]] = {}
+        for sig in sigs:
+            try:
+                agent = book.agents.get(sig.device)
+                if sig.kind is SignalKind.GAP_STARTED and agent is not None:
+                    end = ends.get((sig.device, sig.key))
+                    if end is None:
+                        silent.setdefault(agent, {}).setdefault(sig.device, sig.at)
+                    elif sig.device not in self.gaps.get(agent, set()):
+                        past.setdefault(agent, {}).setdefault(sig.device, (sig.at, end))
+                elif sig.kind is SignalKind.GAP_ENDED:
+                    self.gap_ended(sig.device, sig.at, book)
+                elif sig.episode is not None:
+                    self.sync(sig.episode, ev, now, allow_ended=True)
+            except TicketError as exc:  # one ticket that cannot change must not stop the others
+                log.warning("%s %s at %s: %s", sig.kind.value, sig.device, sig.at.isoformat(), exc)
+        for agent, devices in silent.items():
+            try:
+                self.gap_started(agent, devices)
+            except TicketError as exc:
+                log.warning("monitoring gap of %s: %s", agent, exc)
+        for agent, spans in past.items():
+            try:
+                self.past_gap(agent, spans)
+            except TicketError as exc:
+                log.warning("monitoring gap of %s: %s", agent, exc)
+
+    # -- episodes ------------------------------------------------------------------------------------------
+    def _category(self, ev: Evaluator, device: str) -> CategoryRules:
+        return self.rules.categories[ev.devices[device].category]
+
+    def _within_down(self, ev: Evaluator, ep: Episode, now: datetime) -> bool:
+        """Whether a loss or latency episode is part of the device being down: it began (give or take the
+        upstream tolerance) within a reachability episode and has not outlasted it."""
+        slack = self.rules.evaluation.upstream_tolerance
+        for tracker in ev.trackers(ep.device):
+            if tracker.key.condition not in REACH:
+                continue
+            for down in tracker.episodes(now):
+                began = down.start - slack <= ep.start and (down.end is None or ep.start <= down.end)
+                if not began:
+                    continue
+                if down.end is None or (ep.end is not None and ep.end <= down.end + slack):
+                    return True
+        return False
+
+    def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool) -> Ticket | None:
+        """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none)."""
+        if ep.device not in ev.devices:
+            return None
+        cond = ep.key.condition
+        ticket = self.ops.by_episode(ep.id)
+        if ep.affected_by is not None and cond in REACH:
+            root = self.ops.active(ep.affected_by, REACH_RULES, states=NOT_CLOSED)
+            if root is not None and ep.is_open and root.state is TicketState.RESTORED:
+                root = None  # the upstream is back and this device is still down: a fault of its own
+            if root is not None:
+                if ep.is_open and ep.device not in root.affected:
+                    self.ops.change(root.id, lambda t: machine.attach_affected(
+                        t, devices=[ep.device], at=later(t, ep.start),
+                        note=f"{ep.device} unreachable: upstream {ep.affected_by} is down"))
+                if ticket is not None and ticket.state in ACTIVE and ticket.device == ep.device:
+                    self._fold(ticket, root, ep.start)
+                return root
+            # the upstream has no open ticket (in maintenance, or restored while this stays down)
+        if cond not in REACH and self._within_down(ev, ep, now):
+            down = self.ops.active(ep.device, REACH_RULES)
+            if ticket is not None and ticket.state in ACTIVE and down is not None:
+                self._fold(ticket, down, ep.start)
+            return down
+        if ticket is None and ep.is_open:
+            ticket = self._adopt(ep, ev)
+        if ticket is None:
+            if not ep.is_open and not allow_ended:
+                return None
+            ticket = self._open(ep, ev)
+        elif ep.is_open and ep.reopen_count > ticket.reopen_count:
+            ticket = self._reopen(ticket, ep, ev)
+        elif ep.is_open and _folded(ticket):
+            # it was part of another fault that has ended; what remains is a fault of its own
+            rule = rule_name(ep.key, self._category(ev, ep.device))
+            ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, ep.start), episode=ep.id,
+                                   note=f"still {ep.key.condition.value} after {ticket.id} was folded")
+        ticket = self.promote(ticket, ep, ev, now)  # before a restoration: the promotion came first
+        if not ep.is_open and ep.end is not None and ticket.state in ACTIVE:
+            end = ep.end
+            ticket = self.ops.change(ticket.id, lambda t: machine.restore(
+                t, at=later(t, end), note="fault cleared")) or ticket
+        return ticket
+
+    def _adopt(self, ep: Episode, ev: Evaluator) -> Ticket | None:
+        """The device's ticket of the same rule that this open episode continues, under another episode id
+        (a replay from 5-minute rollups rounds the start): the active one, or one restored by hand
+        within the re-open window of the episode's start."""
+        rule = rule_name(ep.key, self._category(ev, ep.device))
+        ticket = self.ops.active(ep.device, [rule])
+        if ticket is None:
+            ticket = self.ops.active(ep.device, [rule], states=(TicketState.RESTORED,))
+            if ticket is None or abs(ticket.opened_at - ep.start) > self.window:
+                return None
+        adopted = _with_episode(ticket, ep.id)
+        self.ops.save_copy(adopted)
+        log.info("%s continues as episode %s", ticket.id, ep.id)
+        return adopted
+
+    def _open(self, ep: Episode, ev: Evaluator) -> Ticket:
+        rule = rule_name(ep.key, self._category(ev, ep.device))
+        prior = self.ops.active(ep.device, [rule], states=(TicketState.RESTORED,))
+        if prior is not None and machine.reopen_due(prior, ep.start, window=self.window):
+            reopened = self._reopen(prior, ep, ev)
+            self.ops.save_copy(_with_episode(reopened, ep.id))
+            return _with_episode(reopened, ep.id)
+        note = f"{ep.key.condition.value} since {ep.start.isoformat()}"
+        ticket = self.ops.open(device=ep.device, rule=rule, at=ep.start, episode=ep.id, note=note)
+        if ep.key.condition in REACH:
+            for cond in (Condition.LOSS, Condition.LATENCY):
+                for other in self.ops.store.find(state=list(ACTIVE), device=ep.device, limit=20):
+                    if other.rule.split("@")[0] == cond.value:
+                        self._fold(other, ticket, ep.start)
+        return ticket
+
+    def _reopen(self, ticket: Ticket, ep: Episode, ev: Evaluator) -> Ticket:
+        at = ep.as_of if ep.reopen_count else ep.start
+        if ticket.state is TicketState.RESTORED:
+            try:
+                done = self.ops.change(ticket.id, lambda t: machine.reopen(
+                    t, at=later(t, at), window=self.window, note="fault returned"))
+                if done is not None:
+                    return done
+            except IllegalTransition as exc:
+                log.info("%s: %s; opening a new ticket", ticket.id, exc.reason)
+        if ticket.state is TicketState.RESTORED or ticket.state is TicketState.CLOSED:
+            rule = rule_name(ep.key, self._category(ev, ep.device))
+            return self.ops.open(device=ep.device, rule=rule, at=later(ticket, at), episode=ep.id,
+                                 note=f"fault returned after ticket {ticket.id}")
+        return ticket
+
+    def _fold(self, ticket: Ticket, into: Ticket, at: datetime) -> None:
+        """One fault, one ticket: close ``ticket`` with a note pointing at ``into``."""
+        note = f"{FOLD_NOTE} {into.id} ({into.device} {into.rule})"
+        self.ops.change(ticket.id, lambda t: machine.restore(t, at=later(t, at), note=note), notify=False)
+        self.ops.change(ticket.id, lambda t: machine.close(t, at=t.last_activity, actor=SYSTEM, note=note))
+
+    def promote(self, ticket: Ticket, ep: Episode, ev: Evaluator, now: datetime) -> Ticket:
+        """Raise the ticket's level when a level-2 or level-1 row of its category holds (never lower it).
+
+        Each level is recorded at the moment its row first held, so a fault learnt of late (a spool
+        arriving in one batch) still shows level 2 from 10:00 and level 1 from 11:00, in that order.
+        """
+        if ticket.state is TicketState.CLOSED or ticket.level == 1:
+            return ticket
+        tracker = ev.tracker(ep.device, ep.key)
+        cumulative = tracker.cumulative(now)
+        category = self._category(ev, ep.device)
+        steps: list[LevelDecision] = []
+        decision = level_of(ep, cumulative, category, self.calendar, now)
+        while decision.rule is not None and decision.level < ticket.level:
+            steps.insert(0, decision)
+            if decision.since is None or decision.level == 2:
+                break
+            decision = level_of(ep, cumulative, category, self.calendar, decision.since - _TICK)
+            if decision.level <= steps[0].level:
+                break
+        for step in steps:
+            ticket = self._promote_to(ticket, step, now)
+        return ticket
+
+    def _promote_to(self, ticket: Ticket, decision: LevelDecision, now: datetime) -> Ticket:
+        row = decision.rule
+        assert row is not None
+        since = decision.since or now
+        note = f"{row.id}: {row.text}".rstrip(": ") + f" (held from {since.isoformat()})"
+        level = decision.level
+        try:
+            return self.ops.change(ticket.id, lambda t: machine.promote(
+                t, level=level, at=later(t, since), note=note)) or ticket
+        except IllegalTransition as exc:  # someone promoted it meanwhile
+            log.debug("%s: %s", ticket.id, exc.reason)
+            return ticket
+
+    # -- monitoring gaps -----------------------------------------------------------------------------------
+    def gap_started(self, agent: str, devices: dict[str, datetime]) -> None:
+        """``devices`` of ``agent`` went silent (device -> when): one gap ticket for the agent lists them."""
+        known = self.gaps.setdefault(agent, set())
+        fresh = {d: t for d, t in devices.items() if d not in known}
+        if not fresh:
+            return
+        known.update(fresh)
+        at = min(fresh.values())
+        names = sorted(fresh)
+        ticket = self.ops.active(agent, [GAP_RULE])
+        if ticket is None:
+            self.ops.open(device=agent, rule=GAP_RULE, at=at, episode=f"{agent}/{GAP_RULE}/{at.isoformat()}",
+                          affected=names, note=f"monitoring gap: no data from {len(names)} device(s) since "
+                                               f"{at.isoformat()}")
+            return
+        new = [d for d in names if d not in ticket.affected]
+        if new:
+            self.ops.change(ticket.id, lambda t: machine.attach_affected(
+                t, devices=new, at=later(t, at), note=f"no data from {len(new)} more device(s)"))
+
+    def past_gap(self, agent: str, spans: dict[str, tuple[datetime, datetime]]) -> None:
+        """Gaps found after the fact (device -> (start, end)): one ticket of the agent, opened and restored."""
+        start = min(a for a, _ in spans.values())
+        end = max(b for _, b in spans.values())
+        names = sorted(spans)
+        ticket = self.ops.active(agent, [GAP_RULE], states=NOT_CLOSED)
+        if ticket is not None and ticket.opened_at <= end and (ticket.restored_at is None
+                                                               or ticket.restored_at >= start):
+            new = [d for d in names if d not in ticket.affected]
+            if new and ticket.state in ACTIVE:
+                self.ops.change(ticket.id, lambda t: machine.attach_affected(
+                    t, devices=new, at=later(t, start), note=f"no data from {len(new)} more device(s)"))
+            if ticket.state in ACTIVE and not self.gaps.get(agent):
+                # the open ticket this gap belongs to has no silent device left (its devices were
+                # forgotten by a restart or rebuild): it ends with this gap, not at some later sweep
+                self.close_gap(agent, end)
+            return
+        opened = self.ops.open(device=agent, rule=GAP_RULE, at=start, affected=names,
+                               episode=f"{agent}/{GAP_RULE}/{start.isoformat()}",
+                               note=f"monitoring gap: no data from {len(names)} device(s) "
+                                    f"from {start.isoformat()} to {end.isoformat()}")
+        self.ops.change(opened.id, lambda t: machine.restore(t, at=later(t, end), note="data flows again"))
+
+    def gap_ended(self, device: str, at: datetime, book: DeviceBook) -> None:
+        agent = book.agents.get(device)
+        if agent is None:
+            return
+        silent = self.gaps.get(agent)
+        if silent is None or device not in silent:
+            return
+        silent.discard(device)
+        if not silent:
+            self.close_gap(agent, at)
+
+    def close_gap(self, agent: str, at: datetime) -> None:
+        """Restore the agent's gap ticket: data flows again from every device it listed."""
+        self.gaps.pop(agent, None)
+        ticket = self.ops.active(agent, [GAP_RULE])
+        if ticket is not None:
+            self.ops.change(ticket.id, lambda t: machine.restore(t, at=later(t, at), note="data flows again"))
+
+
+def _with_episode(ticket: Ticket, episode: str) -> Ticket:
+    return replace(ticket, episode=episode)
+
+
+def _folded(ticket: Ticket) -> bool:
+    last = ticket.events[-1] if ticket.events else None
+    return (ticket.state is TicketState.CLOSED and last is not None and last.actor == SYSTEM
+            and last.note.startswith(FOLD_NOTE))

@@ -1,0 +1,117 @@
+"""Ticket changes as the engine and the API make them: read, apply a machine function, save, notify.
+
+Two writers change tickets (the engine's worker thread and engineers through the API). The store refuses
+a copy that someone else changed in between (``ConcurrentUpdate``); ``TicketOps.change`` then reads the
+ticket again and applies the action to the fresh copy. Every saved event goes to the notifier
+(``notify.for_event``); a failing notifier is logged and never stops the change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from weibao.collector.notify.model import Notification, for_event
+from weibao.collector.tickets import machine
+from weibao.collector.tickets.machine import Change
+from weibao.collector.tickets.model import SYSTEM, Ticket, TicketError, TicketState
+from weibao.collector.tickets.store import ConcurrentUpdate, TicketRow, TicketStore
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (TicketState.OPEN, TicketState.ACCEPTED)
+NOT_CLOSED = (TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED)
+_RETRIES = 5
+
+Notify = Callable[[Notification], object]
+
+
+def later(ticket: Ticket, at: datetime) -> datetime:
+    """``at``, or the ticket's last change if that is later (a change is never before the previous one)."""
+    return max(at, ticket.last_activity)
+
+
+class TicketOps:
+    """Ticket reads and changes with retries and notifications."""
+
+    def __init__(self, store: TicketStore, notify: Notify | None = None) -> None:
+        self.store = store
+        self._notify = notify
+
+    def notify(self, items: Iterable[Notification]) -> None:
+        if self._notify is None:
+            return
+        for n in items:
+            try:
+                self._notify(n)
+            except Exception:  # the outbox failing must not stop ticket changes; it is logged
+                log.exception("could not queue notification %s", n.key)
+
+    def _saved(self, change: Change, *, notify: bool = True) -> Ticket:
+        self.store.save(change.ticket)
+        n = for_event(change.ticket, change.event) if notify else None
+        if n is not None:
+            self.notify([n])
+        return change.ticket
+
+    def change(self, ticket_id: str, action: Callable[[Ticket], Change], *, notify: bool = True) -> Ticket | None:
+        """Apply ``action`` to the stored ticket; None if there is no such ticket.
+
+        Raises ``IllegalTransition`` when the action is not allowed on the ticket as it now stands.
+        """
+        for _ in range(_RETRIES):
+            ticket = self.store.get(ticket_id)
+            if ticket is None:
+                return None
+            try:
+                return self._saved(action(ticket), notify=notify)
+            except ConcurrentUpdate:
+                continue
+        raise TicketError(f"ticket {ticket_id} kept changing under us; try again")
+
+    def open(self, *, device: str, rule: str, at: datetime, episode: str | None, note: str = "",
+             affected: Iterable[str] = (), level: int = 3) -> Ticket:
+        change = machine.open_ticket(ticket_id=self.store.next_id(at), device=device, rule=rule, level=level,
+                                     at=at, actor=SYSTEM, episode=episode, affected=affected, note=note)
+        return self._saved(change)
+
+    def save_copy(self, ticket: Ticket) -> None:
+        """Store a ticket whose non-event fields (its episode) were changed without an event."""
+        self.store.save(ticket)
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    def active(self, device: str, rules: Iterable[str] | None = None,
+               states: tuple[TicketState, ...] = ACTIVE) -> Ticket | None:
+        """The device's newest ticket in ``states`` (open or accepted by default), for one of ``rules``."""
+        wanted = set(rules) if rules is not None else None
+        for t in self.store.find(state=list(states), device=device, limit=50):
+            if wanted is None or t.rule in wanted:
+                return t
+        return None
+
+    def by_episode(self, episode: str) -> Ticket | None:
+        """The newest ticket standing for ``episode`` (any state)."""
+        with Session(self.store.engine) as s:
+            tid = s.scalars(select(TicketRow.id).where(TicketRow.episode == episode)
+                            .order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(1)).first()
+        return self.store.get(tid) if tid is not None else None
+
+    def by_episodes(self, episodes: Iterable[str]) -> dict[str, Ticket]:
+        """The newest ticket of each episode that has one."""
+        wanted = list(dict.fromkeys(episodes))
+        out: dict[str, Ticket] = {}
+        for k in range(0, len(wanted), 500):
+            with Session(self.store.engine) as s:
+                rows = s.execute(select(TicketRow.id, TicketRow.episode).where(
+                    TicketRow.episode.in_(wanted[k:k + 500]))
+                    .order_by(TicketRow.opened_ms, TicketRow.id)).all()
+            newest = {r.episode: r.id for r in rows}
+            for ep, tid in newest.items():
+                t = self.store.get(tid)
+                if t is not None and ep is not None:
+                    out[ep] = t
+        return out

@@ -1,0 +1,68 @@
+"""The contract services of one collector process: files, ticket store, notifications, and the engine.
+
+Built by ``weibao.collector.http.app.create_app``. The files are loaded (and validated) whether or not the engine
+runs, because the tickets API needs the calendar and clock limits. The engine and the notification
+worker run only when ``CollectorConfig.contract_enabled`` (one worker process): with several workers
+each process would see only its own batches, so the rules would see part of the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from weibao.collector.config import CollectorConfig
+from weibao.collector.contract import Clocks
+from weibao.collector.engine.service import ContractEngine
+from weibao.collector.engine.setup import ContractFiles, load_files
+from weibao.collector.engine.tickets import TicketOps
+from weibao.collector.notify.dispatcher import Dispatcher
+from weibao.collector.notify.outbox import SqlOutbox
+from weibao.collector.storage import SampleStore
+from weibao.collector.tickets.model import Ticket
+from weibao.collector.tickets.store import TicketStore
+from weibao.collector.tickets.views import ticket_clocks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ContractServices:
+    files: ContractFiles
+    store: TicketStore
+    ops: TicketOps
+    dispatcher: Dispatcher
+    engine: ContractEngine | None
+
+    def clocks(self, ticket: Ticket, now: datetime) -> Clocks:
+        return ticket_clocks(ticket, calendar=self.files.calendar, limits=self.files.rules.clocks, now=now)
+
+    def start(self) -> None:
+        if self.engine is not None:
+            self.dispatcher.start()
+            self.engine.start()
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.dispatcher.stop()
+
+
+def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore) -> ContractServices:
+    """Load the files (ConfigError on any problem) and build the services; nothing runs until ``start``."""
+    files = load_files(config.contract)
+    store = TicketStore(engine)
+    dispatcher = Dispatcher(files.notify, outbox=SqlOutbox(engine))
+    ops = TicketOps(store, dispatcher.submit)
+    runner = None
+    if config.contract_enabled:
+        runner = ContractEngine(config.contract, files, ops, samples)
+    elif config.workers > 1:
+        log.warning("contract engine off: %d worker processes each see only their own batches; run the "
+                    "collector with workers: 1 for live tickets (the tickets API still answers)", config.workers)
+    else:
+        log.info("contract engine off (contract.enabled: false)")
+    return ContractServices(files, store, ops, dispatcher, runner)

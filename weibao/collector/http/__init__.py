@@ -1,0 +1,1 @@
+"""The collector's HTTP side: the application factory, authentication, one router per resource, the server."""

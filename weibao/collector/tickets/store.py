@@ -1,0 +1,298 @@
+"""SQLAlchemy 2 persistence of tickets, their events, and maintenance windows (SQLite or PostgreSQL).
+
+The tables are declared on the state store's ``Base`` (collector/state/models.py) and follow its habits:
+times are integers, milliseconds since the epoch in UTC (``*_ms``), lists are JSON text. Until the state
+store's migrations create them, ``create_schema`` does (tests and the embedded default).
+Events are append-only with the primary key (ticket_id, seq): two writers that changed the same ticket from
+the same version collide on it, and the second gets ``ConcurrentUpdate`` instead of silently losing a change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
+from weibao.collector.state.models import Base
+from weibao.collector.tickets.model import Action, Ticket, TicketError, TicketEvent, TicketState
+
+log = logging.getLogger(__name__)
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class ConcurrentUpdate(TicketError):
+    """Someone else changed the ticket since it was read; read it again and re-apply the action."""
+
+
+def to_ms(t: datetime) -> int:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError("naive datetime refused: every stored time carries an offset")
+    return (t - _EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    return (_EPOCH + ms * _MS).astimezone(LOCAL_TZ)
+
+
+def _opt_ms(t: datetime | None) -> int | None:
+    return to_ms(t) if t is not None else None
+
+
+def _opt_dt(ms: int | None) -> datetime | None:
+    return from_ms(ms) if ms is not None else None
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_device_state", "device", "state"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device: Mapped[str] = mapped_column(String(128))
+    rule: Mapped[str] = mapped_column(String(128))
+    level: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    opened_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    accepted_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    restored_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reported_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    affected: Mapped[str] = mapped_column(Text, default="[]")
+    episode: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    version: Mapped[int] = mapped_column(Integer)  # number of events stored
+
+
+class TicketEventRow(Base):
+    __tablename__ = "ticket_events"
+
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    from_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    devices: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class TicketCounterRow(Base):
+    """Last number handed out per local day, for ids such as 20261125-0003."""
+
+    __tablename__ = "ticket_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class MaintenanceWindowRow(Base):
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    devices: Mapped[str] = mapped_column(Text)  # JSON list of device names
+    start_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    end_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+TABLES = ("tickets", "ticket_events", "ticket_counters", "maintenance_windows")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWindow:
+    """A maintenance window as stored: its id (to delete it), who planned it, and the window itself."""
+
+    id: int
+    window: MaintenanceWindow
+    created_by: str
+    created_at: datetime
+
+
+def _event(row: TicketEventRow) -> TicketEvent:
+    return TicketEvent(ticket_id=row.ticket_id, seq=row.seq, at=from_ms(row.at_ms), actor=row.actor,
+                       kind=Action(row.kind), note=row.note,
+                       from_state=TicketState(row.from_state) if row.from_state else None,
+                       to_state=TicketState(row.to_state) if row.to_state else None,
+                       from_level=row.from_level, to_level=row.to_level, devices=tuple(json.loads(row.devices)))
+
+
+def _ticket(row: TicketRow, events: Sequence[TicketEventRow]) -> Ticket:
+    return Ticket(id=row.id, device=row.device, rule=row.rule, level=row.level, state=TicketState(row.state),
+                  opened_at=from_ms(row.opened_ms), accepted_at=_opt_dt(row.accepted_ms),
+                  restored_at=_opt_dt(row.restored_ms), reported_at=_opt_dt(row.reported_ms),
+                  closed_at=_opt_dt(row.closed_ms), affected=tuple(json.loads(row.affected)),
+                  episode=row.episode, events=tuple(_event(e) for e in events))
+
+
+def _same(row: TicketEventRow | None, event: TicketEvent) -> bool:
+    """Whether the stored event is the copy's event: the copy descends from what is stored."""
+    return (row is not None and row.kind == event.kind.value and row.actor == event.actor
+            and row.at_ms == to_ms(event.at) and row.note == event.note)
+
+
+def _window(row: MaintenanceWindowRow) -> StoredWindow:
+    w = MaintenanceWindow(devices=frozenset(json.loads(row.devices)), start=from_ms(row.start_ms),
+                          end=from_ms(row.end_ms), reason=row.reason)
+    return StoredWindow(id=row.id, window=w, created_by=row.created_by, created_at=from_ms(row.created_ms))
+
+
+class TicketStore:
+    """Tickets, ticket events and maintenance windows in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        """Create the ticket tables if missing (what the state store's migration does in production)."""
+        Base.metadata.create_all(self.engine, tables=[Base.metadata.tables[t] for t in TABLES])
+
+    # -- ids ---------------------------------------------------------------------------------------------
+    def next_id(self, at: datetime) -> str:
+        """A new ticket id, ``YYYYMMDD-NNNN`` by the local (Asia/Shanghai) day of ``at``."""
+        day = at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+        for _ in range(3):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    row = s.execute(select(TicketCounterRow).where(TicketCounterRow.day == day)
+                                    .with_for_update()).scalar_one_or_none()
+                    if row is None:
+                        row = TicketCounterRow(day=day, last=0)
+                        s.add(row)
+                    row.last += 1
+                    n = row.last
+                return f"{day}-{n:04d}"
+            except IntegrityError:  # two writers created the day's counter at once; the loser retries
+                continue
+        raise TicketError(f"could not allocate a ticket id for {day}")
+
+    # -- tickets -----------------------------------------------------------------------------------------
+    def save(self, ticket: Ticket) -> None:
+        """Store the ticket and whichever of its events are not stored yet (in one transaction)."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                row = s.get(TicketRow, ticket.id, with_for_update=True)
+                stored = 0 if row is None else row.version
+                if stored > len(ticket.events):
+                    raise ConcurrentUpdate(f"ticket {ticket.id} has {stored} stored changes, this copy "
+                                           f"{len(ticket.events)}: read it again")
+                if stored and not _same(s.get(TicketEventRow, (ticket.id, stored - 1)),
+                                        ticket.events[stored - 1]):
+                    raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again")
+                values: dict[str, Any] = dict(
+                    device=ticket.device, rule=ticket.rule, level=ticket.level, state=ticket.state.value,
+                    opened_ms=to_ms(ticket.opened_at), accepted_ms=_opt_ms(ticket.accepted_at),
+                    restored_ms=_opt_ms(ticket.restored_at), reported_ms=_opt_ms(ticket.reported_at),
+                    closed_ms=_opt_ms(ticket.closed_at), affected=json.dumps(list(ticket.affected)),
+                    episode=ticket.episode, version=len(ticket.events))
+                if row is None:
+                    s.add(TicketRow(id=ticket.id, **values))
+                    s.flush()
+                else:
+                    for key, value in values.items():
+                        setattr(row, key, value)
+                for e in ticket.events[stored:]:
+                    s.add(TicketEventRow(ticket_id=e.ticket_id, seq=e.seq, at_ms=to_ms(e.at), actor=e.actor,
+                                         kind=e.kind.value, note=e.note,
+                                         from_state=e.from_state.value if e.from_state else None,
+                                         to_state=e.to_state.value if e.to_state else None,
+                                         from_level=e.from_level, to_level=e.to_level,
+                                         devices=json.dumps(list(e.devices))))
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again") from exc
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        with Session(self.engine) as s:
+            row = s.get(TicketRow, ticket_id)
+            if row is None:
+                return None
+            events = s.scalars(select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id)
+                               .order_by(TicketEventRow.seq)).all()
+            return _ticket(row, events)
+
+    def find(self, *, state: TicketState | Sequence[TicketState] | None = None, device: str | None = None,
+             rule: str | None = None, opened_since: datetime | None = None,
+             opened_before: datetime | None = None, limit: int = 1000) -> list[Ticket]:
+        """Tickets, newest first, filtered; each with its whole history."""
+        q = select(TicketRow).order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(limit)
+        if state is not None:
+            states = [state] if isinstance(state, TicketState) else list(state)
+            q = q.where(TicketRow.state.in_([st.value for st in states]))
+        if device is not None:
+            q = q.where(TicketRow.device == device)
+        if rule is not None:
+            q = q.where(TicketRow.rule == rule)
+        if opened_since is not None:
+            q = q.where(TicketRow.opened_ms >= to_ms(opened_since))
+        if opened_before is not None:
+            q = q.where(TicketRow.opened_ms < to_ms(opened_before))
+        with Session(self.engine) as s:
+            rows = s.scalars(q).all()
+            if not rows:
+                return []
+            by_ticket: dict[str, list[TicketEventRow]] = {r.id: [] for r in rows}
+            for e in s.scalars(select(TicketEventRow).where(TicketEventRow.ticket_id.in_(list(by_ticket)))
+                               .order_by(TicketEventRow.ticket_id, TicketEventRow.seq)):
+                by_ticket[e.ticket_id].append(e)
+            return [_ticket(r, by_ticket[r.id]) for r in rows]
+
+    def current(self, device: str, rule: str | None = None) -> Ticket | None:
+        """The device's newest ticket that is not closed (for ``rule`` if given): the one a fault belongs to."""
+        open_states = [TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED]
+        found = self.find(state=open_states, device=device, rule=rule, limit=1)
+        return found[0] if found else None
+
+    # -- maintenance windows -----------------------------------------------------------------------------
+    def add_window(self, *, devices: Sequence[str], start: datetime, end: datetime, created_by: str,
+                   reason: str = "", now: datetime | None = None) -> StoredWindow:
+        """Plan a window; the window itself is validated by the contract core (aware times, end > start)."""
+        window = MaintenanceWindow(devices=frozenset(devices), start=start, end=end, reason=reason)
+        created = now or datetime.now(UTC)
+        with Session(self.engine) as s, s.begin():
+            row = MaintenanceWindowRow(devices=json.dumps(sorted(window.devices)), start_ms=to_ms(start),
+                                       end_ms=to_ms(end), reason=reason, created_by=created_by,
+                                       created_ms=to_ms(created))
+            s.add(row)
+            s.flush()
+            return _window(row)
+
+    def delete_window(self, window_id: int) -> bool:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(MaintenanceWindowRow, window_id)
+            if row is None:
+                return False
+            s.delete(row)
+            return True
+
+    def windows(self, *, device: str | None = None, start: datetime | None = None,
+                end: datetime | None = None) -> list[StoredWindow]:
+        """Windows for ``device`` (all devices if None) overlapping [start, end), in order of start."""
+        q = select(MaintenanceWindowRow).order_by(MaintenanceWindowRow.start_ms, MaintenanceWindowRow.id)
+        if end is not None:
+            q = q.where(MaintenanceWindowRow.start_ms < to_ms(end))
+        if start is not None:
+            q = q.where(MaintenanceWindowRow.end_ms > to_ms(start))
+        with Session(self.engine) as s:
+            found = [_window(r) for r in s.scalars(q)]
+        return [w for w in found if device is None or device in w.window.devices]
+
+    def schedule(self, *, start: datetime | None = None, end: datetime | None = None) -> MaintenanceSchedule:
+        """The stored windows as the contract core's MaintenanceSchedule."""
+        return MaintenanceSchedule(w.window for w in self.windows(start=start, end=end))
+
+    def in_maintenance(self, device: str, at: datetime) -> bool:
+        return bool(self.windows(device=device, start=at, end=at + _MS))
