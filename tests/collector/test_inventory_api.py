@@ -15,7 +15,7 @@ import yaml
 from tests.collector.conftest import registration, state_path
 from tests.peers.collector import CollectorPeer
 from weibao.agent.inventory import load_inventory
-from weibao.core.wire import registration as agent_registration
+from weibao.agent.shipper import registration as agent_registration
 
 SECRET = "Inv-S3cret-7f3a9c"  # a value no other part of the collector could produce by chance
 OTHER_AGENT = "site-b"

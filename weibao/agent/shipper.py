@@ -42,7 +42,14 @@ import httpx
 
 from weibao.agent.inventory import Inventory
 from weibao.agent.spool import Batch, Spool
-from weibao.core.wire import CLOCK_WARN_S, INGEST_PATH, INVENTORY_PATH, http_date, registration
+from weibao.core.wire import (
+    CLOCK_WARN_S,
+    INGEST_PATH,
+    INVENTORY_PATH,
+    InventoryRegistration,
+    RegisteredDevice,
+    http_date,
+)
 
 log = logging.getLogger(__name__)
 
@@ -353,3 +360,10 @@ class Shipper:
                 break
             acked += outcome is Outcome.ACKED
         return acked
+
+
+def registration(inventory: Inventory, agent: str) -> InventoryRegistration:
+    """The registration of every device of ``inventory`` (no credentials: ``Device.public()``)."""
+    return InventoryRegistration(
+        site=inventory.site, agent=agent,
+        devices=[RegisteredDevice.model_validate(d.public()) for d in inventory.devices.values()])

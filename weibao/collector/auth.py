@@ -10,16 +10,13 @@ from enum import StrEnum
 
 from sqlalchemy import Engine, insert, select, update
 
+from weibao.collector.errors import TokenError
 from weibao.collector.state.models import Token
 
 
 class Role(StrEnum):
     AGENT = "agent"
     ENGINEER = "engineer"
-
-
-class TokenError(Exception):
-    """A token operation cannot be done (name already holds a token, nothing to revoke)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Ingest of one batch: validate, refuse with the reason named, apply whole or not at all, once per id.
 
-Order of the checks: token (401/403) and size (413) in weibao.collector.http.api before the body is parsed; here the
+Order of the checks: token (401/403) and size (413) in the HTTP route before the body is parsed; here the
 JSON (400), the fields (422, each problem naming its field), the devices (422 naming the unknown ones).
 A body of the usual shape is parsed by ``weibao.core.wire.parse_batch_fast``; any other body, valid or not, by
 the pydantic model, so refusals and their messages come from pydantic alone.
@@ -38,45 +38,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from weibao.collector import rollup
 from weibao.collector.auth import Principal, Role
 from weibao.collector.config import LimitsConfig
+from weibao.collector.errors import Refused, StorageError, StorageUnavailable
 from weibao.collector.locks import FileLock
 from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
 from weibao.collector.state.models import Batch, EventRow
-from weibao.collector.storage import PreparedSamples, SampleStore, SeriesKey, StorageError, StorageUnavailable
-from weibao.core.wire import IngestBatch, InventoryRegistration, parse_batch_fast
+from weibao.collector.storage import PreparedSamples, SampleStore, SeriesKey
+from weibao.collector.validate import MAX_PROBLEMS, parse
+from weibao.core.wire import IngestBatch, parse_batch_fast
 
 log = logging.getLogger(__name__)
 
-MAX_PROBLEMS = 20
 GROUP_MAX_SAMPLES = 100_000  # one transaction stores at most about this many samples
 _NO_LABELS = "{}"
-_MESSAGES = {"timezone_aware": "timestamp needs an offset (a naive timestamp is refused)",
-             "extra_forbidden": "unknown field", "finite_number": "value must be a finite number"}
-
-
-class Refused(Exception):
-    """A request the collector will not apply; ``status`` is the HTTP answer, ``reason`` a metrics label."""
-
-    def __init__(self, status: int, reason: str, message: str,
-                 problems: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.problems = problems or []
-
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message, "reason": self.reason}
-        if self.problems:
-            out["problems"] = self.problems
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,26 +98,6 @@ def _refusal(exc: BaseException) -> Refused | None:
         log.warning("state store failed: %s", getattr(exc, "orig", exc))
         return Refused(503, "state_unavailable", "state store unavailable, retry later")
     return None
-
-
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False)[:MAX_PROBLEMS]:
-        field = ".".join(str(p) for p in err["loc"])
-        out.append({"field": field, "message": _MESSAGES.get(err["type"], err["msg"])})
-    return out
-
-
-def parse(body: bytes, model: type[IngestBatch] | type[InventoryRegistration]) -> Any:
-    """The validated body, or Refused: 400 for text that is not JSON, 422 naming each bad field."""
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
-            first = exc.errors(include_url=False)[0]
-            raise Refused(400, "malformed_json", f"body is not valid JSON: {first['msg']}") from exc
-        raise Refused(422, "invalid_field", "invalid fields: " + ", ".join(
-            p["field"] or "(body)" for p in _problems(exc)), _problems(exc)) from exc
 
 
 class Ingestor:

@@ -1,13 +1,11 @@
-"""The agent's exception tree.
+"""The root of weibao's exceptions, and the configuration error every side raises.
 
-    WeibaoError                 root of everything the agent raises on purpose
-    ├── ConfigError             a file (inventory, rules, secrets) is invalid; carries every problem
-    └── PollFailure             one device operation failed; ``retryable`` says whether trying again can help
-        ├── DeviceTimeout       the device did not answer in time (retryable)
-        ├── AuthFailure         credentials refused, host key mismatch (not retryable)
-        └── ProtocolFailure     the device answered something we cannot use
+    WeibaoError                 root of everything weibao raises on purpose
+    ├── ConfigError             a file (inventory, rules, secrets, config) is invalid; carries every problem
+    ├── weibao.agent.errors.AgentError          the agent's own (device operations)
+    └── weibao.collector.errors.CollectorError  the collector's own (refusals, storage, tickets, delivery)
 
-A poller never lets a PollFailure escape: it turns it into an error in its PollResult.
+``retryable`` says whether the same call may succeed later.
 """
 
 from __future__ import annotations
@@ -16,7 +14,9 @@ from dataclasses import dataclass
 
 
 class WeibaoError(Exception):
-    """Root of the agent's own exceptions."""
+    """Root of weibao's own exceptions."""
+
+    retryable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +40,3 @@ class ConfigError(WeibaoError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-
-class PollFailure(WeibaoError):
-    """A device operation failed."""
-
-    retryable: bool = False
-
-
-class DeviceTimeout(PollFailure):
-    """The device did not answer within the operation's timeout."""
-
-    retryable = True
-
-
-class AuthFailure(PollFailure):
-    """Credentials or host key refused."""
-
-
-class ProtocolFailure(PollFailure):
-    """The device answered, but not with anything usable."""

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from weibao.agent.inventory.model import Category, Inventory, Kind
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import Event, EventKind, Sample
 
 _loads: Callable[[bytes], Any]
@@ -357,13 +357,6 @@ def parse_batch_fast(body: bytes) -> tuple[IngestBatch, list[int]] | None:
             return None
     batch = IngestBatch.model_construct(batch_id=uuid.UUID(bid), agent=agent, samples=samples, events=events)
     return batch, ts_ms
-
-
-def registration(inventory: Inventory, agent: str) -> InventoryRegistration:
-    """The registration of every device of ``inventory`` (no credentials: ``Device.public()``)."""
-    return InventoryRegistration(
-        site=inventory.site, agent=agent,
-        devices=[RegisteredDevice.model_validate(d.public()) for d in inventory.devices.values()])
 
 
 def utc_ms(ts: datetime) -> int:

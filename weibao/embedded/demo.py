@@ -259,7 +259,8 @@ def _viewer_token(emb: Embedded) -> str:
 
 
 def _revoke_viewer(emb: Embedded) -> None:
-    from weibao.collector.auth import TokenError, revoke
+    from weibao.collector.auth import revoke
+    from weibao.collector.errors import TokenError
 
     with contextlib.suppress(TokenError):
         revoke(emb.ctx.engine, VIEWER)

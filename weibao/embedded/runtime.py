@@ -41,8 +41,10 @@ from weibao.agent.shipper import SendResult
 from weibao.agent.spool import SpoolLimits
 from weibao.collector.auth import Principal, Role
 from weibao.collector.config import CollectorConfig
-from weibao.collector.http.app import Context, create_app
-from weibao.collector.ingest import Refused, parse
+from weibao.collector.errors import Refused
+from weibao.collector.http.app import create_app
+from weibao.collector.http.context import Context
+from weibao.collector.validate import parse
 from weibao.core.wire import InventoryRegistration
 
 log = logging.getLogger(__name__)

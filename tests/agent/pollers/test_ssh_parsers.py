@@ -140,7 +140,7 @@ def test_systemd_absent_or_not_running_reports_nothing() -> None:
 
 
 def test_broken_server_output_is_a_protocol_failure() -> None:
-    from weibao.core.errors import ProtocolFailure
+    from weibao.agent.errors import ProtocolFailure
 
     with pytest.raises(ProtocolFailure):
         server.parse_report("@@uptime\n\n@@loadavg\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.collector.contract.conftest import at, every_minute
 from weibao.agent.inventory.loader import load_inventory
 from weibao.agent.inventory.model import Category
-from weibao.collector.contract.evaluator import DeviceSpec, Evaluator, specs_from_inventory
+from weibao.collector.contract.evaluator import DeviceSpec, Evaluator, device_spec
 from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
 from weibao.core.model import Sample
 
@@ -31,7 +31,8 @@ def test_specs_and_trackers_from_inventory(tmp_path: Path, rules: ContractRules)
     path = tmp_path / "inventory.yaml"
     path.write_text(INVENTORY, encoding="utf-8")
     inventory = load_inventory(path, env={"COMMUNITY": "not-a-real-one"})
-    specs = {s.name: s for s in specs_from_inventory(inventory)}
+    # as the collector derives them from what the agent registers
+    specs = {d.name: device_spec(d.public()) for d in inventory.devices.values()}
     assert specs["core-1"] == DeviceSpec("core-1", Category.BACKBONE, None, timedelta(seconds=15))
     assert specs["prov-1"].depends_on == "core-1"
     assert specs["app-1"].probe_interval == timedelta(seconds=60)   # SNMP only

@@ -3,17 +3,16 @@
 from weibao.agent.inventory.loader import load_inventory
 from weibao.agent.inventory.model import (
     Asset,
-    Category,
     Device,
     IcmpSettings,
     Inventory,
-    Kind,
     Schedule,
     SnmpCredential,
     SnmpSettings,
     SshCredential,
     SshSettings,
 )
+from weibao.core.inventory import Category, Kind
 
 __all__ = [
     "Asset",

@@ -2,54 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from datetime import date, time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from weibao.core.inventory import Category, Kind, check_address, check_device_name
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Kind(StrEnum):
-    SWITCH = "switch"
-    ROUTER = "router"
-    FIREWALL = "firewall"
-    SERVER = "server"
-    UPS = "ups"
-    STORAGE = "storage"
-    WIRELESS = "wireless"
-    OTHER = "other"
-
-
-class Category(StrEnum):
-    """The rows of the contract's fault table a device's outage counts against."""
-
-    BACKBONE = "backbone"
-    PROVINCIAL = "provincial"
-    BUSINESS = "business"
-    REALTIME = "realtime"
-    MIS = "mis"
-    PROCESSING = "processing"
-
-
-def check_address(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if _HOSTNAME.match(value) and not re.fullmatch(r"[0-9.]+", value):
-        return value
-    raise ValueError(f"bad address {value!r}: not an IPv4/IPv6 address or host name")
 
 
 # --- credentials -------------------------------------------------------------------------------
@@ -221,9 +184,7 @@ class DeviceEntry(Layer):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("device names use letters, digits, '.', '_' and '-' (at most 128)")
-        return v
+        return check_device_name(v)
 
     @field_validator("address")
     @classmethod

@@ -104,7 +104,8 @@ def run_collector(args: argparse.Namespace) -> int:
 
 
 def token_issue(args: argparse.Namespace) -> int:
-    from weibao.collector.auth import Role, TokenError, issue
+    from weibao.collector.auth import Role, issue
+    from weibao.collector.errors import TokenError
 
     try:
         token = issue(_engine(args), args.name, Role(args.role))
@@ -116,7 +117,8 @@ def token_issue(args: argparse.Namespace) -> int:
 
 
 def token_revoke(args: argparse.Namespace) -> int:
-    from weibao.collector.auth import TokenError, revoke
+    from weibao.collector.auth import revoke
+    from weibao.collector.errors import TokenError
 
     try:
         n = revoke(_engine(args), args.name)

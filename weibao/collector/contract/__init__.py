@@ -17,7 +17,7 @@ from weibao.collector.contract.calendar import ProtectionPeriod, WorkingCalendar
 from weibao.collector.contract.calendar_files import load_calendar
 from weibao.collector.contract.clocks import Clock, Clocks, Pause, compute_clocks
 from weibao.collector.contract.episodes import Availability, ConditionTracker, Cumulative, Episode, Signal, SignalKind
-from weibao.collector.contract.evaluator import DeviceSpec, Evaluator, specs_from_inventory
+from weibao.collector.contract.evaluator import DeviceSpec, Evaluator, device_spec
 from weibao.collector.contract.levels import LevelDecision, level_of
 from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
 from weibao.collector.contract.rules import ContractRules, RuleRow, TrackKey, load_contract_rules
@@ -26,5 +26,5 @@ __all__ = [
     "Availability", "Clock", "Clocks", "ConditionTracker", "ContractRules", "Cumulative", "DeviceSpec",
     "Episode", "Evaluator", "LevelDecision", "MaintenanceSchedule", "MaintenanceWindow", "Pause",
     "ProtectionPeriod", "RuleRow", "Signal", "SignalKind", "TrackKey", "WorkingCalendar", "compute_clocks",
-    "level_of", "load_calendar", "load_contract_rules", "specs_from_inventory",
+    "device_spec", "level_of", "load_calendar", "load_contract_rules",
 ]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from weibao.agent.inventory.model import Category, Inventory
 from weibao.collector.contract.calendar import local
 from weibao.collector.contract.episodes import (
     ConditionTracker,
@@ -26,6 +26,7 @@ from weibao.collector.contract.episodes import (
 )
 from weibao.collector.contract.maintenance import MaintenanceSchedule
 from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.inventory import Category
 from weibao.core.model import Sample
 
 _REACHABILITY = (Condition.DOWN, Condition.CUT_OFF)
@@ -41,16 +42,17 @@ class DeviceSpec:
     probe_interval: timedelta | None = None
 
 
-def specs_from_inventory(inventory: Inventory) -> list[DeviceSpec]:
-    """One DeviceSpec per inventory device; the probe interval is that of the faster of ICMP and SNMP."""
-    out = []
-    for dev in inventory.devices.values():
-        intervals = [dev.schedule.snmp_s] if dev.snmp is not None else []
-        if dev.icmp is not None:
-            intervals.append(dev.schedule.icmp_s)
-        probe = timedelta(seconds=min(intervals)) if intervals else None
-        out.append(DeviceSpec(dev.name, dev.category, dev.depends_on, probe))
-    return out
+def device_spec(public: Mapping[str, Any]) -> DeviceSpec:
+    """The spec of a device as an agent registers it (``RegisteredDevice``, its public JSON). The probe
+    interval is that of the faster of ICMP and SNMP, as the agent schedules them (defaults 10 s, 60 s)."""
+    sched = public.get("schedule") or {}
+    intervals: list[float] = []
+    if public.get("snmp") is not None:
+        intervals.append(float(sched.get("snmp_s") or 60.0))
+    if public.get("icmp") is not None:
+        intervals.append(float(sched.get("icmp_s") or 10.0))
+    probe = timedelta(seconds=min(intervals)) if intervals else None
+    return DeviceSpec(str(public["name"]), Category(public["category"]), public.get("depends_on"), probe)
 
 
 class Evaluator:

@@ -26,9 +26,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from weibao.agent.inventory.model import Category
 from weibao.collector.contract.durations import parse_duration
 from weibao.core.errors import ConfigError, Problem
+from weibao.core.inventory import Category
 from weibao.core.yamlsrc import load_yaml, pydantic_problems
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")

@@ -11,21 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NaiveDatetime, ValidationError
 from sqlalchemy import Engine, func, select
 
-from weibao.agent.inventory.model import Category
 from weibao.collector.config import ContractConfig
 from weibao.collector.contract import (
     ContractRules,
     DeviceSpec,
     MaintenanceWindow,
     WorkingCalendar,
+    device_spec,
     load_calendar,
     load_contract_rules,
 )
@@ -34,6 +33,7 @@ from weibao.collector.notify.config import NotifyConfig, load_notify_config
 from weibao.collector.state.models import Device
 from weibao.core.errors import ConfigError, Problem
 from weibao.core.inspection.rules import InspectionRules, ThresholdCheck, load_inspection_rules
+from weibao.core.inventory import Category
 from weibao.core.packaged import PACKAGED_RULES
 from weibao.core.yamlsrc import load_yaml, pydantic_problems
 
@@ -145,16 +145,6 @@ class DeviceBook:
     depth: dict[str, int]
 
 
-def _probe(spec: dict[str, Any]) -> timedelta | None:
-    sched = spec.get("schedule") or {}
-    intervals: list[float] = []
-    if spec.get("snmp") is not None:
-        intervals.append(float(sched.get("snmp_s") or 60.0))
-    if spec.get("icmp") is not None:
-        intervals.append(float(sched.get("icmp_s") or 10.0))
-    return timedelta(seconds=min(intervals)) if intervals else None
-
-
 def device_stamp(engine: Engine) -> tuple[int, int]:
     with engine.connect() as conn:
         row = conn.execute(select(func.count(), func.max(Device.updated_ms))).one()
@@ -162,7 +152,7 @@ def device_stamp(engine: Engine) -> tuple[int, int]:
 
 
 def load_devices(engine: Engine) -> DeviceBook:
-    """Every active registered device (same probe interval rule as ``specs_from_inventory``)."""
+    """Every active registered device (its spec from the registration, ``device_spec``)."""
     with engine.connect() as conn:
         rows = conn.execute(select(Device.name, Device.category, Device.depends_on, Device.kind, Device.agent,
                                    Device.spec).where(Device.active.is_(True))).all()
@@ -174,7 +164,8 @@ def load_devices(engine: Engine) -> DeviceBook:
             spec = json.loads(r.spec or "{}")
         except ValueError:
             spec = {}
-        specs[r.name] = DeviceSpec(r.name, Category(r.category), r.depends_on, _probe(spec))
+        specs[r.name] = replace(device_spec(spec), name=r.name, category=Category(r.category),
+                                depends_on=r.depends_on)
         kinds[r.name] = r.kind
         agents[r.name] = r.agent
     return DeviceBook(specs, kinds, agents, device_stamp(engine), depths(specs))

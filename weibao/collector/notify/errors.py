@@ -6,10 +6,10 @@ import logging
 import threading
 from collections.abc import Iterable
 
-from weibao.core.errors import WeibaoError
+from weibao.collector.errors import CollectorError
 
 
-class DeliveryError(WeibaoError):
+class DeliveryError(CollectorError):
     """A channel could not deliver a message; ``retryable`` says whether trying again later can help.
 
     The message names the channel and what went wrong, never a password, token or signed URL.

@@ -1,27 +1,22 @@
 """Raw time-series backends behind one small Protocol; one module per backend (sqlite, influx).
 
-    StorageError            a backend could not take a write
-    └── StorageUnavailable  the backend is away or failing (the agent should retry the batch later)
+A backend that fails raises ``weibao.collector.errors.StorageError`` (``StorageUnavailable`` when the
+agent should retry the batch later).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from weibao.collector.config import CollectorConfig
+
 # (device, metric, canonical labels JSON)
 SeriesKey = tuple[str, str, str]
-
-
-class StorageError(Exception):
-    """A raw-sample backend refused or failed a write."""
-
-
-class StorageUnavailable(StorageError):
-    """The backend is unreachable or answered a server error: retrying later can help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +50,23 @@ class SampleStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _sqlite_file(url: str) -> Path | None:
+    if url.startswith("sqlite") and "///" in url:
+        return Path(url.split("///", 1)[1]).resolve()
+    return None
+
+
+def open_store(config: CollectorConfig) -> SampleStore:
+    """The raw-sample backend the configuration names."""
+    if config.tsdb.backend == "influxdb":
+        from weibao.collector.storage.influx import InfluxSampleStore
+
+        assert config.tsdb.influxdb is not None  # the config model refuses influxdb without its section
+        return InfluxSampleStore(config.tsdb.influxdb)
+    from weibao.collector.storage.sqlite import SqliteSampleStore
+
+    state_file = _sqlite_file(config.resolved_state_url())
+    path = (config.tsdb.path or state_file or config.data_dir / "samples.db").resolve()
+    return SqliteSampleStore(path, shared=path == state_file)

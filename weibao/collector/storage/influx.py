@@ -19,7 +19,8 @@ from influxdb_client.rest import ApiException
 from sqlalchemy import Connection
 
 from weibao.collector.config import InfluxConfig
-from weibao.collector.storage import PreparedSamples, SeriesKey, StorageError, StorageUnavailable
+from weibao.collector.errors import StorageError, StorageUnavailable
+from weibao.collector.storage import PreparedSamples, SeriesKey
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from typing import Any, cast
 
 from sqlalchemy import Connection
 
-from weibao.collector.storage import PreparedSamples, SeriesKey, StorageUnavailable
+from weibao.collector.errors import StorageUnavailable
+from weibao.collector.storage import PreparedSamples, SeriesKey
 
 log = logging.getLogger(__name__)
 

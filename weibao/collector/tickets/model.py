@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from weibao.core.errors import WeibaoError
+from weibao.collector.errors import CollectorError
 
 SYSTEM = "system"  # actor of every automatic change (evaluator, auto-close)
 CLIENT = "client"  # conventional actor of a client's confirmation
@@ -77,7 +77,7 @@ TRANSITIONS: Mapping[tuple[TicketState | None, Action], frozenset[TicketState]] 
 }
 
 
-class TicketError(WeibaoError):
+class TicketError(CollectorError):
     """Root of the ticket package's errors. Never retryable: the same call would fail again."""
 
     retryable = False

@@ -28,9 +28,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from weibao.agent.inventory.model import Kind
 from weibao.core.errors import ConfigError, Problem
 from weibao.core.inspection.model import SEVERITIES_WORST_FIRST, Severity
+from weibao.core.inventory import Kind
 from weibao.core.model import EventKind, Protocol
 from weibao.core.yamlsrc import Located, load_yaml, pydantic_problems
 

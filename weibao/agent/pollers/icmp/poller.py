@@ -9,11 +9,11 @@ import re
 import socket
 from collections.abc import Iterable, Sequence
 
+from weibao.agent.errors import PollFailure
 from weibao.agent.inventory import Device
 from weibao.agent.pollers.icmp.pinger import DEFAULT_RATE_PPS, IpAddress, Pinger
 from weibao.agent.pollers.icmp.sockets import SocketKind
 from weibao.agent.pollers.icmp.stats import BurstStats
-from weibao.core.errors import PollFailure
 from weibao.core.model import PollResult, Protocol, Sample
 
 log = logging.getLogger(__name__)

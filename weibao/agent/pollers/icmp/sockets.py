@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from weibao.agent.errors import PollFailure
 from weibao.agent.pollers.icmp.packet import ECHO_REPLY_V4, ECHO_REPLY_V6
-from weibao.core.errors import PollFailure
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from weibao.agent.errors import DeviceTimeout, ProtocolFailure
 from weibao.agent.pollers.snmp import ber
 from weibao.agent.pollers.snmp.values import Oid, SnmpErrorStatus, VarBind
-from weibao.core.errors import DeviceTimeout, ProtocolFailure
 
 log = logging.getLogger(__name__)
 

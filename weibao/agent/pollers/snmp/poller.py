@@ -13,13 +13,13 @@ import logging
 import time
 from collections.abc import Sequence
 
+from weibao.agent.errors import PollFailure
 from weibao.agent.inventory.model import Device
 from weibao.agent.pollers.snmp.collect import Collected, Counters, collect_profile, profile_absent
 from weibao.agent.pollers.snmp.profiles import Profile, load_profiles, select
 from weibao.agent.pollers.snmp.transport import Missing, Oid, SnmpTransport, Target
 from weibao.agent.pollers.snmp.walk import Rows, get_scalars, longest_column, walk_columns
 from weibao.agent.state import StateStore
-from weibao.core.errors import PollFailure
 from weibao.core.model import Event, EventKind, PollResult, Protocol, Sample, utcnow
 
 log = logging.getLogger(__name__)

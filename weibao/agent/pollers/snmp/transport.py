@@ -28,11 +28,11 @@ from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.proto.api import v2c
 from pysnmp.proto.proxy import rfc2576
 
+from weibao.agent.errors import AuthFailure, DeviceTimeout, ProtocolFailure
 from weibao.agent.inventory.model import SnmpCredential
 from weibao.agent.pollers.snmp import ber
 from weibao.agent.pollers.snmp.community import CommunityClient
 from weibao.agent.pollers.snmp.values import Missing, Oid, SnmpErrorStatus, Value, VarBind, oid_text, parse_oid
-from weibao.core.errors import AuthFailure, DeviceTimeout, ProtocolFailure
 
 log = logging.getLogger(__name__)
 

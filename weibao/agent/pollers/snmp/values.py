@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from weibao.core.errors import PollFailure
+from weibao.agent.errors import PollFailure
 
 Oid = tuple[int, ...]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from weibao.agent.errors import DeviceTimeout
 from weibao.agent.pollers.snmp.transport import Missing, Oid, SnmpErrorStatus, SnmpTransport, Target, Value
-from weibao.core.errors import DeviceTimeout
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import paramiko
 from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
+from weibao.agent.errors import AuthFailure, DeviceTimeout, PollFailure, ProtocolFailure
 from weibao.agent.inventory.model import Device
 from weibao.agent.pollers.ssh import netdev, server, transport
 from weibao.agent.pollers.ssh.configdiff import ConfigStore
 from weibao.agent.pollers.ssh.transport import Abort, Deadline, HostKeyRejected
 from weibao.agent.state import StateStore
-from weibao.core.errors import AuthFailure, DeviceTimeout, PollFailure, ProtocolFailure
 from weibao.core.model import Event, EventKind, PollResult, Protocol, Sample, utcnow
 
 log = logging.getLogger(__name__)

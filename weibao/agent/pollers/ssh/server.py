@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from weibao.core.errors import ProtocolFailure
+from weibao.agent.errors import ProtocolFailure
 
 # one round trip: every section is introduced by a marker line the parser splits on
 SCRIPT = (

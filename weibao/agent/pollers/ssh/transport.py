@@ -24,8 +24,8 @@ from pathlib import Path
 
 import paramiko
 
+from weibao.agent.errors import AuthFailure, DeviceTimeout, PollFailure, ProtocolFailure
 from weibao.agent.inventory.model import Device, SshSettings
-from weibao.core.errors import AuthFailure, DeviceTimeout, PollFailure, ProtocolFailure
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ import pytest
 from pydantic import ValidationError
 
 from weibao.agent.inventory.loader import load_inventory
+from weibao.agent.shipper import registration
 from weibao.core.model import Event, EventKind, Sample
 from weibao.core.wire import (
     IngestBatch,
     InventoryRegistration,
     encode_batch,
     make_batch,
-    registration,
     utc_ms,
     wire_to_event,
     wire_to_sample,

@@ -1,0 +1,93 @@
+"""What every route shares: the context, authentication and roles as FastAPI dependencies, bodies, answers.
+
+Authentication happens in one place (``authenticate``): no or an unknown bearer token is 401 (with
+``WWW-Authenticate: Bearer``), a known token of the wrong role is 403 (``require``). Every refusal is a
+``Refused`` raised anywhere below a route; the handler ``install``s turns it into its JSON answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from weibao.collector import auth
+from weibao.collector.auth import Principal, Role
+from weibao.collector.errors import Refused
+from weibao.collector.http.context import Context
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def refused_response(exc: Refused) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return json_response(exc.body(), exc.status, headers)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every ``Refused`` with its status and JSON body."""
+
+    async def handler(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        return refused_response(exc)
+
+    app.add_exception_handler(Refused, handler)
+
+
+async def authenticate(request: Request) -> Principal:
+    """The holder of the request's bearer token; 401 without one or with one unknown or revoked."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refused(401, "unauthorized", "a bearer token is required")
+    found = await run_in_threadpool(auth.verify, context(request).engine, token.strip())
+    if found is None:
+        raise Refused(401, "unauthorized", "unknown or revoked token")
+    return found
+
+
+def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the authenticated holder, refused with 403 unless it has one of ``roles``."""
+    names = " or ".join(f"an {r.value}'s" if r.value[0] in "aeiou" else f"a {r.value}'s" for r in roles)
+
+    async def dependency(request: Request) -> Principal:
+        who = await authenticate(request)
+        if who.role not in roles:
+            raise Refused(403, "forbidden", f"this needs {names} token")
+        return who
+
+    return dependency
+
+
+Ctx = Annotated[Context, Depends(context)]
+Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
+Anyone = Annotated[Principal, Depends(authenticate)]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
+    Content-Length before reading anything, else while counting the streamed chunks."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Refused(400, "bad_request", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise Refused(413, "too_large", f"body of {declared} bytes exceeds {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, "too_large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

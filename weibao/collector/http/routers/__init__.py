@@ -1,0 +1,8 @@
+"""One router per resource; ``ROUTERS`` is what the application includes, in order."""
+
+from fastapi import APIRouter
+
+from weibao.collector.http.routers import devices, health, ingest, maintenance, tickets
+
+ROUTERS: tuple[APIRouter, ...] = (ingest.router, devices.router, tickets.router, maintenance.router,
+                                  health.router)

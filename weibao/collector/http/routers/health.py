@@ -1,0 +1,29 @@
+"""``GET /healthz`` (the state store answers) and ``GET /metrics`` (Prometheus text); no token needed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from weibao.collector.http.deps import Ctx, json_response
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz(ctx: Ctx) -> Response:
+    def ping() -> None:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+    except Exception as exc:  # any failure of the store means "not healthy", with its type named
+        return json_response({"status": "error", "state_store": type(exc).__name__}, 503)
+    return json_response({"status": "ok", "schema": ctx.schema, "tsdb": ctx.store.name})
+
+
+@router.get("/metrics")
+async def metrics(ctx: Ctx) -> Response:
+    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

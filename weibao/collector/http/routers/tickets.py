@@ -1,0 +1,128 @@
+"""Tickets and the contract engine's state; every route needs an engineer's token.
+
+    GET  /api/v1/tickets                    ?state=open,accepted &device= &level= &since=ISO &limit=
+    GET  /api/v1/tickets/{id}               one ticket with clocks and events
+    POST /api/v1/tickets/{id}/{action}      accept | restore | report | comment | close, body {"note": ...}
+    GET  /api/v1/contract                   the engine's state: enabled, ready, devices, queue, clock
+
+Tickets are answered as ``weibao.collector.tickets.views.ticket_json`` shapes them, clocks as of the
+request. The actor of a change is the token's name. 404 for an unknown ticket or action, 409 (with the
+reason) for a change the ticket's state does not allow, 422 for a bad body.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from weibao.collector.contract.calendar import local
+from weibao.collector.engine.tickets import later
+from weibao.collector.engine.wiring import ContractServices
+from weibao.collector.errors import Refused
+from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
+from weibao.collector.tickets import machine
+from weibao.collector.tickets.machine import Change
+from weibao.collector.tickets.model import IllegalTransition, Ticket, TicketState
+from weibao.collector.tickets.views import clocks_by_name, ticket_json
+from weibao.collector.validate import bad_field, parse, parse_time
+
+router = APIRouter()
+
+MAX_BODY = 64 * 1024
+ACTIONS = ("accept", "restore", "report", "comment", "close")
+
+
+class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    note: str = Field("", max_length=10_000)
+
+
+def now() -> datetime:
+    return local(datetime.now(UTC))
+
+
+def view(svc: ContractServices, ticket: Ticket, at: datetime) -> dict[str, Any]:
+    return ticket_json(ticket, clocks_by_name(svc.clocks(ticket, at)))
+
+
+def not_found(ticket_id: str) -> Refused:
+    return Refused(404, "not_found", f"no ticket {ticket_id}")
+
+
+@router.get("/api/v1/tickets")
+async def list_tickets(request: Request, ctx: Ctx, _who: Engineer) -> Response:
+    q = request.query_params
+    states: list[TicketState] | None = None
+    if q.getlist("state"):
+        try:
+            states = [TicketState(s.strip()) for v in q.getlist("state") for s in v.split(",") if s.strip()]
+        except ValueError as exc:
+            raise bad_field("state", f"one of {', '.join(s.value for s in TicketState)}") from exc
+    level = q.get("level")
+    if level is not None and level not in ("1", "2", "3"):
+        raise bad_field("level", "1, 2 or 3")
+    since = parse_time(q["since"], "since") if q.get("since") else None
+    limit = q.get("limit", "500")
+    if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+        raise bad_field("limit", "a number from 1 to 10000")
+    svc = ctx.contract
+
+    def read() -> list[dict[str, Any]]:
+        at = now()
+        found = svc.store.find(state=states, device=q.get("device"), opened_since=since, limit=int(limit))
+        return [view(svc, t, at) for t in found if level is None or t.level == int(level)]
+
+    return json_response({"tickets": await run_in_threadpool(read)})
+
+
+@router.get("/api/v1/tickets/{ticket_id}")
+async def get_ticket(ctx: Ctx, _who: Engineer, ticket_id: str) -> Response:
+    svc = ctx.contract
+    ticket = await run_in_threadpool(svc.store.get, ticket_id)
+    if ticket is None:
+        raise not_found(ticket_id)
+    return json_response(view(svc, ticket, now()))
+
+
+def _action(name: str, actor: str, note: str) -> Any:
+    def act(t: Ticket) -> Change:
+        at = later(t, now())
+        if name == "accept":
+            return machine.accept(t, at=at, actor=actor, note=note)
+        if name == "restore":
+            return machine.restore(t, at=at, actor=actor, note=note)
+        if name == "report":
+            return machine.report(t, at=at, actor=actor, note=note)
+        if name == "comment":
+            return machine.comment(t, at=at, actor=actor, note=note)
+        return machine.close(t, at=at, actor=actor, note=note)
+    return act
+
+
+@router.post("/api/v1/tickets/{ticket_id}/{action}")
+async def change_ticket(request: Request, ctx: Ctx, who: Engineer, ticket_id: str, action: str) -> Response:
+    if action not in ACTIONS:
+        raise Refused(404, "not_found", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    body = parse(await read_body(request, MAX_BODY) or b"{}", ActionBody)
+    svc = ctx.contract
+    try:
+        ticket = await run_in_threadpool(svc.ops.change, ticket_id, _action(action, who.name, body.note))
+    except IllegalTransition as exc:
+        return json_response({"error": str(exc), "reason": exc.reason,
+                              "state": exc.state.value if exc.state else None, "action": exc.action.value}, 409)
+    if ticket is None:
+        raise not_found(ticket_id)
+    return json_response(view(svc, ticket, now()))
+
+
+@router.get("/api/v1/contract")
+async def contract_status(ctx: Ctx, _who: Engineer) -> Response:
+    svc = ctx.contract
+    body: dict[str, Any] = svc.engine.status() if svc.engine is not None else {"enabled": False}
+    body["rules"] = svc.files.sources
+    return json_response(body)

@@ -1,0 +1,56 @@
+"""Request bodies and fields checked at the edge: what pydantic refuses becomes a ``Refused`` naming each field.
+
+    parse(body, Model)        400 for text that is not JSON, 422 listing each bad field (at most 20)
+    bad_field(field, msg)     a 422 about one field
+    parse_time(text, field)   an ISO 8601 time with an offset, else 422
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from weibao.collector.errors import Refused
+
+M = TypeVar("M", bound=BaseModel)
+MAX_PROBLEMS = 20
+_MESSAGES = {"timezone_aware": "timestamp needs an offset (a naive timestamp is refused)",
+             "extra_forbidden": "unknown field", "finite_number": "value must be a finite number"}
+
+
+def problems_of(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False)[:MAX_PROBLEMS]:
+        field = ".".join(str(p) for p in err["loc"])
+        out.append({"field": field, "message": _MESSAGES.get(err["type"], err["msg"])})
+    return out
+
+
+def parse(body: bytes, model: type[M]) -> M:
+    """The validated body, or Refused: 400 for text that is not JSON, 422 naming each bad field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+            first = exc.errors(include_url=False)[0]
+            raise Refused(400, "malformed_json", f"body is not valid JSON: {first['msg']}") from exc
+        problems = problems_of(exc)
+        raise Refused(422, "invalid_field", "invalid fields: " + ", ".join(
+            p["field"] or "(body)" for p in problems), problems) from exc
+
+
+def bad_field(field: str, message: str) -> Refused:
+    return Refused(422, "invalid_field", f"{field}: {message}", [{"field": field, "message": message}])
+
+
+def parse_time(text: str, field: str) -> datetime:
+    """An ISO 8601 time with an offset (``Z`` too); 422 naming ``field`` otherwise."""
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise bad_field(field, "not an ISO 8601 time") from exc
+    if ts.tzinfo is None:
+        raise bad_field(field, "needs an offset (a naive time is refused)")
+    return ts
