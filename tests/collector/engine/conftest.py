@@ -17,9 +17,9 @@ from weibao.collector.engine.extras import Extras
 from weibao.collector.engine.setup import DeviceBook, depths
 from weibao.collector.engine.signals import FaultSync
 from weibao.collector.engine.sweep import Sweeper
-from weibao.collector.engine.tickets import TicketOps
 from weibao.collector.notify.model import Notification
 from weibao.collector.tickets.model import Ticket
+from weibao.collector.tickets.ops import TicketOps
 from weibao.collector.tickets.store import TicketStore
 from weibao.core.inspection.rules import ThresholdCheck, load_inspection_rules
 from weibao.core.model import Sample

@@ -1,7 +1,6 @@
 """The live contract engine: ingested samples become fault tickets, with promotions, clocks and notices.
 
     setup      find and load the rule files, the calendar, notify.yaml and the maintenance file
-    tickets    idempotent ticket changes (retry on a concurrent writer) and their notifications
     signals    evaluator episodes and gaps -> ticket actions (open, promote, restore, re-open, attach)
     extras     UPS on-battery traps and polls, inspection dangers that persist
     sweep      the periodic pass: gaps, promotions over time, clock alerts, auto-close

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from weibao.collector.engine.tickets import ACTIVE, TicketOps, later
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.model import TicketError, TicketState
+from weibao.collector.tickets.ops import ACTIVE, TicketOps, later
 from weibao.core.inspection.model import Severity
 from weibao.core.inspection.rules import ThresholdCheck
 from weibao.core.model import Sample

@@ -32,8 +32,8 @@ from weibao.collector.engine.replay import FAULT_METRICS, month_samples
 from weibao.collector.engine.setup import ContractFiles, DeviceBook, device_stamp, load_devices
 from weibao.collector.engine.signals import REACH_RULES, FaultSync
 from weibao.collector.engine.sweep import Sweeper
-from weibao.collector.engine.tickets import ACTIVE, TicketOps
 from weibao.collector.storage import SampleStore
+from weibao.collector.tickets.ops import ACTIVE, TicketOps
 from weibao.core.model import Sample
 from weibao.core.wire import IngestBatch
 

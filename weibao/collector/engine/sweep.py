@@ -21,10 +21,10 @@ from datetime import datetime
 from weibao.collector.contract import ContractRules, Evaluator, WorkingCalendar
 from weibao.collector.engine.setup import DeviceBook
 from weibao.collector.engine.signals import GAP_RULE, FaultSync
-from weibao.collector.engine.tickets import NOT_CLOSED, TicketOps
 from weibao.collector.notify.model import clock_alerts
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.model import TicketError, TicketState
+from weibao.collector.tickets.ops import NOT_CLOSED, TicketOps
 from weibao.collector.tickets.views import ticket_clocks
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from weibao.collector.config import CollectorConfig
 from weibao.collector.contract import Clocks
 from weibao.collector.engine.service import ContractEngine
 from weibao.collector.engine.setup import ContractFiles, load_files
-from weibao.collector.engine.tickets import TicketOps
 from weibao.collector.notify.dispatcher import Dispatcher
 from weibao.collector.notify.outbox import SqlOutbox
 from weibao.collector.storage import SampleStore
 from weibao.collector.tickets.model import Ticket
+from weibao.collector.tickets.ops import TicketOps
 from weibao.collector.tickets.store import TicketStore
 from weibao.collector.tickets.views import ticket_clocks
 

@@ -2,7 +2,7 @@
 
     GET  /api/v1/tickets                    ?state=open,accepted &device= &level= &since=ISO &limit=
     GET  /api/v1/tickets/{id}               one ticket with clocks and events
-    POST /api/v1/tickets/{id}/{action}      accept | restore | report | comment | close, body {"note": ...}
+    POST /api/v1/tickets/{id}/{action}      an action of tickets/actions.py, body {"note": ...}
     GET  /api/v1/contract                   the engine's state: enabled, ready, devices, queue, clock
 
 Tickets are answered as ``weibao.collector.tickets.views.ticket_json`` shapes them, clocks as of the
@@ -20,12 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.contract.calendar import local
-from weibao.collector.engine.tickets import later
 from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.errors import Refused
 from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
-from weibao.collector.tickets import machine
-from weibao.collector.tickets.machine import Change
+from weibao.collector.tickets.actions import ACTIONS, UnknownAction, perform
 from weibao.collector.tickets.model import IllegalTransition, Ticket, TicketState
 from weibao.collector.tickets.views import clocks_by_name, ticket_json
 from weibao.collector.validate import bad_field, parse, parse_time
@@ -33,7 +31,6 @@ from weibao.collector.validate import bad_field, parse, parse_time
 router = APIRouter()
 
 MAX_BODY = 64 * 1024
-ACTIONS = ("accept", "restore", "report", "comment", "close")
 
 
 class ActionBody(BaseModel):
@@ -89,21 +86,6 @@ async def get_ticket(ctx: Ctx, _who: Engineer, ticket_id: str) -> Response:
     return json_response(view(svc, ticket, now()))
 
 
-def _action(name: str, actor: str, note: str) -> Any:
-    def act(t: Ticket) -> Change:
-        at = later(t, now())
-        if name == "accept":
-            return machine.accept(t, at=at, actor=actor, note=note)
-        if name == "restore":
-            return machine.restore(t, at=at, actor=actor, note=note)
-        if name == "report":
-            return machine.report(t, at=at, actor=actor, note=note)
-        if name == "comment":
-            return machine.comment(t, at=at, actor=actor, note=note)
-        return machine.close(t, at=at, actor=actor, note=note)
-    return act
-
-
 @router.post("/api/v1/tickets/{ticket_id}/{action}")
 async def change_ticket(request: Request, ctx: Ctx, who: Engineer, ticket_id: str, action: str) -> Response:
     if action not in ACTIONS:
@@ -111,7 +93,10 @@ async def change_ticket(request: Request, ctx: Ctx, who: Engineer, ticket_id: st
     body = parse(await read_body(request, MAX_BODY) or b"{}", ActionBody)
     svc = ctx.contract
     try:
-        ticket = await run_in_threadpool(svc.ops.change, ticket_id, _action(action, who.name, body.note))
+        ticket = await run_in_threadpool(lambda: perform(svc.ops, ticket_id, action, actor=who.name,
+                                                         role=who.role.value, note=body.note, now=now))
+    except UnknownAction as exc:
+        raise Refused(403, "forbidden", str(exc)) from exc
     except IllegalTransition as exc:
         return json_response({"error": str(exc), "reason": exc.reason,
                               "state": exc.state.value if exc.state else None, "action": exc.action.value}, 409)

@@ -1,4 +1,4 @@
-"""Ticket changes as the engine and the API make them: read, apply a machine function, save, notify.
+"""Ticket changes as the engine, the API and the console make them: read, apply a machine function, save, notify.
 
 Two writers change tickets (the engine's worker thread and engineers through the API). The store refuses
 a copy that someone else changed in between (``ConcurrentUpdate``); ``TicketOps.change`` then reads the
