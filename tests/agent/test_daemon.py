@@ -27,7 +27,7 @@ import pytest
 
 from tests.peers.collector import REPO, CollectorPeer, free_port, run_collector, wait_http
 from weibao.agent.spool import SPOOL_FILE, SpoolStats, open_stats
-from weibao.core.wire import utc_ms
+from weibao.core.timeutil import to_ms
 
 AGENT = "e2e-agent"
 
@@ -271,7 +271,7 @@ def test_sigkill_during_a_shipment_loses_and_duplicates_nothing(collector: Colle
     have = assert_exactly_once(collector, agent)
     assert collector_has(collector, batch_id) == 1
     for s in in_flight:
-        assert have[(str(s["device"]), str(s["metric"]), utc_ms(datetime.fromisoformat(str(s["ts"]))))] == 1
+        assert have[(str(s["device"]), str(s["metric"]), to_ms(datetime.fromisoformat(str(s["ts"]))))] == 1
     if applied:
         assert agent.stats().counters.get("duplicate_batches", 0) >= 1
 
@@ -444,7 +444,7 @@ def test_a_batch_the_collector_refuses_for_good_is_dead_lettered(tmp_path: Path)
             assert collector_has(peer, batch_id) == 0
             assert len(samples) > limit
             for s in samples:
-                key = (str(s["device"]), str(s["metric"]), utc_ms(datetime.fromisoformat(str(s["ts"]))))
+                key = (str(s["device"]), str(s["metric"]), to_ms(datetime.fromisoformat(str(s["ts"]))))
                 assert key not in have
         refused = httpx.get(f"{peer.url}/metrics", timeout=5).text
         assert f'weibao_ingest_refused_total{{reason="too_large"}} {len(bodies)}' in refused

@@ -18,9 +18,9 @@ def device(name: str, icmp_s: float = 10.0, ssh_at: dtime = dtime(2, 0)) -> Devi
 
 def test_devices_with_the_same_interval_share_one_job() -> None:
     jobs = plan_jobs([device("a"), device("b"), device("c", icmp_s=30), device("d")])
-    icmp = {j.every_s: j.devices for j in jobs if j.protocol is Protocol.ICMP}
+    icmp = {j.every_s: j.devices for j in jobs if j.protocol == Protocol.ICMP}
     assert icmp == {10.0: ("a", "b", "d"), 30.0: ("c",)}
-    assert all(j.protocol is Protocol.ICMP for j in jobs)  # no SNMP or SSH settings: no such jobs
+    assert all(j.protocol == Protocol.ICMP for j in jobs)  # no SNMP or SSH settings: no such jobs
 
 
 def run_for(seconds: float, jobs: list[Job], runner: object) -> Scheduler:

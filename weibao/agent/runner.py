@@ -9,12 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 from weibao.agent.inventory import Device
+from weibao.agent.pollers.registry import POLLERS, Poller
 from weibao.agent.state import StateStore
 from weibao.core.model import PollResult, Protocol, Sample, utcnow
 
 log = logging.getLogger(__name__)
 
-ALL_PROTOCOLS: frozenset[Protocol] = frozenset(Protocol)
+ALL_PROTOCOLS: frozenset[str] = frozenset(POLLERS)
 
 
 def _answered(result: PollResult) -> bool | None:
@@ -64,7 +65,7 @@ def derive_up(device: Device, results: Sequence[PollResult], ts: datetime,
     return None if verdict is None else Sample(device.name, "up", 1.0 if verdict else 0.0, ts)
 
 
-async def poll_once(devices: Sequence[Device], protocols: Collection[Protocol] = ALL_PROTOCOLS,
+async def poll_once(devices: Sequence[Device], protocols: Collection[str] = ALL_PROTOCOLS,
                     state: StateStore | None = None, config_dir: Path | None = None) -> list[PollResult]:
     """Poll every device once with each chosen protocol, all protocols concurrently.
 
@@ -73,32 +74,19 @@ async def poll_once(devices: Sequence[Device], protocols: Collection[Protocol] =
     """
     state = state if state is not None else StateStore()
     ts = utcnow()
+    pollers: list[Poller] = []
     jobs: list[asyncio.Task[list[PollResult]]] = []
-    snmp_poller = None
-    if Protocol.ICMP in protocols:
-        from weibao.agent.pollers.icmp import ping_many
-
-        targets = [d for d in devices if d.icmp is not None]
+    for spec in POLLERS.values():
+        targets = [d for d in devices if spec.polls(d)] if spec.name in protocols else []
         if targets:
-            jobs.append(asyncio.create_task(ping_many(targets)))
-    if Protocol.SNMP in protocols:
-        from weibao.agent.pollers.snmp import SnmpPoller
-
-        targets = [d for d in devices if d.snmp is not None]
-        if targets:
-            snmp_poller = SnmpPoller(state)
-            jobs.append(asyncio.create_task(snmp_poller.poll_many(targets)))
-    if Protocol.SSH in protocols:
-        from weibao.agent.pollers.ssh import SshPoller
-
-        targets = [d for d in devices if d.ssh is not None]
-        if targets:
-            jobs.append(asyncio.create_task(SshPoller(state, config_dir).poll_many(targets)))
+            poller = spec.factory(state, config_dir)
+            pollers.append(poller)
+            jobs.append(asyncio.create_task(poller.poll_many(targets)))
     try:
         batches = await asyncio.gather(*jobs)
     finally:
-        if snmp_poller is not None:
-            snmp_poller.close()
+        for poller in pollers:
+            poller.close()
     results = [r for batch in batches for r in batch]
     by_device: dict[str, list[PollResult]] = {}
     for r in results:

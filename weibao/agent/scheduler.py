@@ -4,7 +4,7 @@ ICMP and SNMP run every ``schedule.icmp_s`` / ``schedule.snmp_s`` seconds (monot
 inspection runs daily at the wall-clock time ``schedule.ssh_at`` (local time, via the ``schedule``
 library). Devices with the same protocol, interval and run deadline share one job. A job still running
 when its next run is due is not started again: that run is skipped and counted. Every run has an
-overall deadline (``schedule.timeout_s`` for ICMP/SNMP, at least ``SSH_RUN_DEADLINE_S`` for SSH), on top
+overall deadline (``schedule.timeout_s``, at least ``DAILY_RUN_DEADLINE_S`` for a daily job), on top
 of the pollers' own per-device timeouts, and at most ``max_parallel`` runs poll at once.
 """
 
@@ -21,11 +21,10 @@ from datetime import time as dtime
 import schedule
 
 from weibao.agent.inventory import Device
-from weibao.core.model import Protocol
+from weibao.agent.pollers.registry import POLLERS
 
 log = logging.getLogger(__name__)
 
-SSH_RUN_DEADLINE_S = 1800.0
 _TICK_S = 0.1
 
 
@@ -34,7 +33,7 @@ class Job:
     """One protocol over a group of devices that share a schedule."""
 
     name: str
-    protocol: Protocol
+    protocol: str             # a name of pollers.registry.POLLERS
     devices: tuple[str, ...]
     every_s: float | None = None      # interval jobs
     at: dtime | None = None           # daily wall-clock jobs
@@ -58,23 +57,19 @@ class JobStats:
 
 def plan_jobs(devices: Iterable[Device]) -> list[Job]:
     """Group devices into jobs: one per (protocol, interval or time of day, run deadline)."""
-    groups: dict[tuple[Protocol, float | dtime, float], list[str]] = {}
+    groups: dict[tuple[str, float | dtime, float], list[str]] = {}
     for d in devices:
-        sch = d.schedule
-        if d.icmp is not None:
-            groups.setdefault((Protocol.ICMP, sch.icmp_s, sch.timeout_s), []).append(d.name)
-        if d.snmp is not None:
-            groups.setdefault((Protocol.SNMP, sch.snmp_s, sch.timeout_s), []).append(d.name)
-        if d.ssh is not None:
-            groups.setdefault((Protocol.SSH, sch.ssh_at, max(SSH_RUN_DEADLINE_S, sch.timeout_s)),
-                              []).append(d.name)
+        for spec in POLLERS.values():
+            if spec.polls(d):
+                key = (spec.name, spec.when(d.schedule), spec.deadline_s(d.schedule))
+                groups.setdefault(key, []).append(d.name)
     jobs: list[Job] = []
     for (proto, when, deadline), names in sorted(groups.items(), key=lambda kv: str(kv[0])):
         if isinstance(when, dtime):
-            jobs.append(Job(f"{proto.value}@{when.strftime('%H:%M')}/{deadline:g}s", proto, tuple(names),
+            jobs.append(Job(f"{proto}@{when.strftime('%H:%M')}/{deadline:g}s", proto, tuple(names),
                             at=when, deadline_s=deadline))
         else:
-            jobs.append(Job(f"{proto.value}/{when:g}s/{deadline:g}s", proto, tuple(names), every_s=when,
+            jobs.append(Job(f"{proto}/{when:g}s/{deadline:g}s", proto, tuple(names), every_s=when,
                             deadline_s=deadline))
     return jobs
 

@@ -48,6 +48,7 @@ from weibao.core.wire import (
     INVENTORY_PATH,
     InventoryRegistration,
     RegisteredDevice,
+    batch_body,
     http_date,
 )
 
@@ -150,10 +151,6 @@ def _reason(resp: httpx.Response) -> str:
     return json.dumps(body, ensure_ascii=False)[:2000]
 
 
-def _json_body(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
 class HttpSink:
     """The collector's HTTP API: POST /api/v1/ingest and PUT /api/v1/inventory with a bearer token."""
 
@@ -202,7 +199,7 @@ class Shipper:
         self.config = config
         self.sink: Sink = sink or HttpSink(config.url, token, timeout_s=config.request_timeout_s, client=client)
         self._wake = asyncio.Event()
-        self._registration: dict[str, Any] | None = None
+        self._registration: InventoryRegistration | None = None
         self._failures = 0
         self._refused = False  # the last failure was a refused connection
         self.clock_offset_s: float | None = None
@@ -216,7 +213,7 @@ class Shipper:
     def set_inventory(self, inventory: Inventory) -> None:
         """The devices to register with the collector before shipping anything more."""
         try:
-            self._registration = registration(inventory, self.config.agent).model_dump(mode="json")
+            self._registration = registration(inventory, self.config.agent)
         except ValueError as exc:
             log.error("the inventory cannot be registered with the collector: %s", exc)
             self._registration = None
@@ -230,14 +227,14 @@ class Shipper:
     async def register(self) -> Outcome:
         if self._registration is None:
             return Outcome.ACKED
-        body = self._registration
-        res = await self.sink.register(_json_body(body))
+        reg = self._registration
+        res = await self.sink.register(reg.model_dump_json().encode())
         self._answered(res)
         if res.status is None:
             self._note("retry", None, f"inventory registration: {res.detail}", "", 0)
             return Outcome.RETRY
         if res.ok:
-            log.info("registered %d devices with the collector", len(body.get("devices", [])))
+            log.info("registered %d devices with the collector", len(reg.devices))
             self._registration = None
             return Outcome.ACKED
         log.error("collector refused the inventory (status %d): %s", res.status, res.detail)
@@ -254,8 +251,7 @@ class Shipper:
         return await self._send(batch)
 
     async def _send(self, batch: Batch) -> Outcome:
-        body = _json_body({"batch_id": batch.batch_id, "agent": self.config.agent, "samples": batch.samples,
-                           "events": batch.events})
+        body = batch_body(batch.batch_id, self.config.agent, batch.samples, batch.events)
         res = await self.sink.send(batch.batch_id, body)
         self._answered(res)
         status = res.status

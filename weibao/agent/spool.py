@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from weibao.core.model import Event, Sample
-from weibao.core.wire import WireEvent, WireSample
+from weibao.core.wire import WireEvent, WireSample, event_json, sample_json
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +112,6 @@ class SpoolStats:
     meta: dict[str, Any]
 
 
-def sample_payload(s: Sample) -> dict[str, Any]:
-    """A sample in the wire format of DESIGN.md (timestamps ISO 8601 with an offset)."""
-    if s.ts.tzinfo is None:
-        raise ValueError("naive timestamp (an offset is required)")
-    return {"device": s.device, "metric": s.metric, "value": float(s.value), "ts": s.ts.isoformat(),
-            "labels": dict(s.labels)}
-
-
-def event_payload(e: Event) -> dict[str, Any]:
-    return {"device": e.device, "kind": e.kind.value, "ts": e.ts.isoformat(), "data": dict(e.data)}
-
-
 def _dumps(obj: Any) -> str:
     # allow_nan=False: NaN is not JSON, and one such row would make the collector refuse a whole batch
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
@@ -162,7 +150,7 @@ class Spool:
         bad = 0
         for s in samples:
             try:
-                payload = sample_payload(s)
+                payload = sample_json(s)
                 _SAMPLE.validate_python(payload)
                 rows.append(("s", _dumps(payload), now))
             except ValueError as exc:  # pydantic.ValidationError is a ValueError
@@ -170,7 +158,7 @@ class Spool:
                 log.warning("refused a sample of %s (%s): %s", s.device, s.metric, str(exc).splitlines()[0])
         for e in events:
             try:
-                payload = event_payload(e)
+                payload = event_json(e)
                 _EVENT.validate_python(payload)
                 rows.append(("e", _dumps(payload), now))
             except ValueError as exc:

@@ -51,6 +51,7 @@ from weibao.collector.registry import Registry
 from weibao.collector.state.models import Batch, EventRow
 from weibao.collector.storage import PreparedSamples, SampleStore, SeriesKey
 from weibao.collector.validate import MAX_PROBLEMS, parse
+from weibao.core.timeutil import to_ms
 from weibao.core.wire import IngestBatch, parse_batch_fast
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,7 @@ class Ingestor:
         if len(keys) > 100_000:
             keys.clear()
         if ts_ms is None:
-            # round: timestamp() * 1000 of a whole millisecond may fall just below it
-            ts_ms = [round(s["ts"].timestamp() * 1000) for s in batch.samples]
+            ts_ms = [to_ms(s["ts"]) for s in batch.samples]
         find = series.get
         for s, ms in zip(batch.samples, ts_ms, strict=True):
             lab = s.get("labels")
@@ -382,7 +382,7 @@ class Ingestor:
 
 
 def _event_row(e: Any, bid: str, agent: str) -> dict[str, Any]:
-    return {"device": e["device"], "kind": str(e["kind"]), "ts_ms": round(e["ts"].timestamp() * 1000),
+    return {"device": e["device"], "kind": str(e["kind"]), "ts_ms": to_ms(e["ts"]),
             "data": json.dumps(e.get("data") or {}, ensure_ascii=False, default=str), "batch_id": bid,
             "agent": agent}
 

@@ -12,7 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from weibao.collector import rollup
 from weibao.collector.state.models import Device
-from weibao.core.wire import InventoryRegistration, from_ms
+from weibao.core.timeutil import from_ms
+from weibao.core.wire import InventoryRegistration
 
 # label-less metrics shown with each device in GET /api/v1/devices
 KEY_METRICS = ("up", "icmp.rtt_ms", "icmp.loss_pct", "snmp.up", "ssh.up", "cpu.util_pct", "mem.util_pct",

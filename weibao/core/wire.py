@@ -1,9 +1,9 @@
 """The agent -> collector wire format (DESIGN.md "Wire format"): pydantic models and conversions.
 
-Both sides use this module: the agent encodes batches with :func:`encode_batch` (or builds an
-:class:`IngestBatch`), the collector validates request bodies with :func:`parse_batch_fast` (the usual
-shape of a valid batch, faster) and, for any body that one steps aside from,
-:meth:`IngestBatch.model_validate_json`.
+Both sides use this module: the agent encodes samples and events with :func:`sample_json` /
+:func:`event_json` and whole bodies with :func:`batch_body` (or :func:`encode_batch`); the collector
+validates request bodies with :func:`parse_batch_fast` (the usual shape of a valid batch, faster) and, for
+any body that one steps aside from, :meth:`IngestBatch.model_validate_json`.
 Timestamps always carry an offset; a naive timestamp is refused on both sides.
 """
 
@@ -15,7 +15,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
 from pydantic import (
@@ -32,6 +32,7 @@ from typing_extensions import TypedDict
 
 from weibao.core.inventory import Category, Kind
 from weibao.core.model import Event, EventKind, Sample
+from weibao.core.timeutil import to_ms
 
 _loads: Callable[[bytes], Any]
 try:  # optional (PyPI orjson): faster than the standard library on a batch body
@@ -153,7 +154,7 @@ class InventoryRegistration(_Edge):
     devices: list[RegisteredDevice]
 
 
-# --- conversions -------------------------------------------------------------------------------
+# --- conversions: the one encoder of samples, events and batch bodies -------------------------------
 
 
 def _aware(ts: datetime, what: str) -> datetime:
@@ -162,9 +163,34 @@ def _aware(ts: datetime, what: str) -> datetime:
     return ts
 
 
-def sample_to_wire(s: Sample) -> WireSample:
-    return WireSample(device=s.device, metric=s.metric, value=s.value, ts=_aware(s.ts, s.device),
-                      labels=dict(s.labels))
+def sample_json(s: Sample) -> dict[str, Any]:
+    """A sample as the wire carries it. Refuses (ValueError) what the collector would refuse for sure: a naive
+    timestamp, a NaN or infinite value."""
+    if not math.isfinite(s.value):
+        raise ValueError(f"{s.device} {s.metric}: value {s.value} is not finite")
+    return {"device": s.device, "metric": s.metric, "value": float(s.value),
+            "ts": _aware(s.ts, s.device).isoformat(), "labels": dict(s.labels)}
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    """An event as the wire carries it (a naive timestamp is refused)."""
+    return {"device": e.device, "kind": str(e.kind), "ts": _aware(e.ts, e.device).isoformat(),
+            "data": dict(e.data)}
+
+
+def batch_body(batch_id: uuid.UUID | str, agent: str, samples: list[dict[str, Any]],
+               events: list[dict[str, Any]]) -> bytes:
+    """The JSON body of POST /api/v1/ingest from samples and events already in wire form."""
+    doc = {"batch_id": str(batch_id), "agent": agent, "samples": samples, "events": events}
+    # allow_nan=False: NaN is not JSON, and the collector refuses a whole batch for one
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode()
+
+
+def encode_batch(agent: str, samples: Iterable[Sample], events: Iterable[Event] = (),
+                 batch_id: uuid.UUID | str | None = None) -> bytes:
+    """The JSON body of a batch of samples and events (ValueError on what ``sample_json`` refuses)."""
+    return batch_body(batch_id or uuid.uuid4(), agent, [sample_json(s) for s in samples],
+                      [event_json(e) for e in events])
 
 
 def wire_to_sample(w: WireSample) -> Sample:
@@ -172,43 +198,8 @@ def wire_to_sample(w: WireSample) -> Sample:
                   labels=dict(w.get("labels") or {}))
 
 
-def event_to_wire(e: Event) -> WireEvent:
-    return WireEvent(device=e.device, kind=e.kind, ts=_aware(e.ts, e.device), data=dict(e.data))
-
-
 def wire_to_event(w: WireEvent) -> Event:
     return Event(device=w["device"], kind=w["kind"], ts=w["ts"], data=dict(w.get("data") or {}))
-
-
-def make_batch(agent: str, samples: Iterable[Sample], events: Iterable[Event] = (),
-               batch_id: uuid.UUID | None = None) -> IngestBatch:
-    """A validated batch (raises pydantic.ValidationError or ValueError on anything the collector refuses)."""
-    return IngestBatch.model_validate({"batch_id": batch_id or uuid.uuid4(), "agent": agent,
-                                       "samples": [sample_to_wire(s) for s in samples],
-                                       "events": [event_to_wire(e) for e in events]})
-
-
-def _ts_text(ts: datetime, what: str) -> str:
-    return _aware(ts, what).isoformat()
-
-
-def encode_batch(agent: str, samples: Iterable[Sample], events: Iterable[Event] = (),
-                 batch_id: uuid.UUID | str | None = None) -> bytes:
-    """The JSON body of a batch, built without a model per sample (the agent's hot path).
-
-    Refuses (ValueError) what the collector would refuse for sure: naive timestamps, NaN/infinite values.
-    """
-    out_samples: list[dict[str, Any]] = []
-    for s in samples:
-        if not math.isfinite(s.value):
-            raise ValueError(f"{s.device} {s.metric}: value {s.value} is not finite")
-        out_samples.append({"device": s.device, "metric": s.metric, "value": float(s.value),
-                            "ts": _ts_text(s.ts, s.device), "labels": dict(s.labels)})
-    out_events = [{"device": e.device, "kind": str(e.kind), "ts": _ts_text(e.ts, e.device),
-                   "data": dict(e.data)} for e in events]
-    doc = {"batch_id": str(batch_id or uuid.uuid4()), "agent": agent, "samples": out_samples,
-           "events": out_events}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 # --- fast path of the collector's parse ------------------------------------------------------
@@ -253,7 +244,7 @@ def _time(text: Any) -> tuple[datetime, int] | None:
         return None
     try:
         ts = datetime.fromisoformat(text)
-        found = _known.times[text] = (ts, round(ts.timestamp() * 1000))
+        found = _known.times[text] = (ts, to_ms(ts))
     except (ValueError, OverflowError):
         return None
     return found
@@ -357,15 +348,3 @@ def parse_batch_fast(body: bytes) -> tuple[IngestBatch, list[int]] | None:
             return None
     batch = IngestBatch.model_construct(batch_id=uuid.UUID(bid), agent=agent, samples=samples, events=events)
     return batch, ts_ms
-
-
-def utc_ms(ts: datetime) -> int:
-    """Milliseconds since the epoch of an aware timestamp (how the collector stores time).
-
-    Rounded, not truncated: ``timestamp() * 1000`` of a whole millisecond may land just below it.
-    """
-    return round(ts.timestamp() * 1000)
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)

@@ -23,7 +23,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func, select
@@ -32,6 +31,7 @@ from weibao.agent.inventory import Inventory, load_inventory
 from weibao.core.errors import ConfigError
 from weibao.core.model import utcnow
 from weibao.core.packaged import PACKAGED_RULES
+from weibao.core.timeutil import SHANGHAI
 from weibao.embedded import demo_site as site
 from weibao.embedded.runtime import AGENT_DIR, Embedded, EmbeddedConfig, api_help
 from weibao.embedded.simlab import SimLabError
@@ -42,7 +42,6 @@ TICKET_WAIT_S = 60.0      # how long the demo waits for the tickets of the fault
 PROGRESS_EVERY_S = 3.0
 VIEWER = "weibao-demo"    # the engineer token the demo uses to read its own API (revoked at the end)
 DEFAULT_LISTEN = ("127.0.0.1", 8480)
-CONTRACT_TZ = ZoneInfo("Asia/Shanghai")
 
 
 def register(subparsers: Any) -> None:
@@ -270,7 +269,7 @@ def _when(value: object) -> str:
     if not isinstance(value, str):
         return "-"
     try:
-        return datetime.fromisoformat(value).astimezone(CONTRACT_TZ).strftime("%m-%d %H:%M")
+        return datetime.fromisoformat(value).astimezone(SHANGHAI).strftime("%m-%d %H:%M")
     except ValueError:
         return value
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from weibao.agent.inventory import Inventory, load_inventory
-from weibao.agent.scheduler import SSH_RUN_DEADLINE_S, plan_jobs
+from weibao.agent.pollers.registry import DAILY_RUN_DEADLINE_S
+from weibao.agent.scheduler import plan_jobs
 from weibao.core.errors import ConfigError
 from weibao.core.model import Protocol
 
@@ -132,10 +133,10 @@ def test_plan_has_daily_ssh_jobs_at_their_times_and_interval_jobs(tmp_path: Path
         (Protocol.SNMP, 60.0, None, 30.0): ("sw1", "sw2"),
         (Protocol.SNMP, 300.0, None, 30.0): ("srv1", "srv3"),
         (Protocol.SNMP, 300.0, None, 2400.0): ("srv2",),
-        (Protocol.SSH, None, time(3, 15), SSH_RUN_DEADLINE_S): ("srv1", "srv3"),
+        (Protocol.SSH, None, time(3, 15), DAILY_RUN_DEADLINE_S): ("srv1", "srv3"),
         (Protocol.SSH, None, time(22, 45), 2400.0): ("srv2",),
     }
     assert len({j.name for j in jobs}) == len(jobs)
-    ssh = [j for j in jobs if j.protocol is Protocol.SSH]
+    ssh = [j for j in jobs if j.protocol == Protocol.SSH]
     assert all(j.every_s is None for j in ssh)
-    assert all(j.at is None and j.every_s is not None for j in jobs if j.protocol is not Protocol.SSH)
+    assert all(j.at is None and j.every_s is not None for j in jobs if j.protocol != Protocol.SSH)

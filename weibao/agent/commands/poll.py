@@ -11,28 +11,28 @@ from pathlib import Path
 from typing import Any
 
 from weibao.agent.commands._common import inventory_or_exit, select_or_exit
+from weibao.agent.pollers.registry import POLLERS
 from weibao.agent.runner import ALL_PROTOCOLS, poll_once
 from weibao.agent.state import StateStore
 from weibao.core.cli import add_data_option
-from weibao.core.model import Event, PollResult, Protocol, Sample
-
-
-def sample_json(s: Sample) -> dict[str, Any]:
-    return {"device": s.device, "metric": s.metric, "value": s.value, "ts": s.ts.isoformat(),
-            "labels": dict(s.labels)}
-
-
-def event_json(e: Event) -> dict[str, Any]:
-    return {"device": e.device, "kind": e.kind.value, "ts": e.ts.isoformat(), "data": dict(e.data)}
+from weibao.core.model import PollResult
+from weibao.core.wire import event_json, sample_json
 
 
 def document(results: Sequence[PollResult]) -> dict[str, Any]:
-    return {
-        "samples": [sample_json(s) for r in results for s in r.samples],
-        "events": [event_json(e) for r in results for e in r.events],
-        "errors": [{"device": e.device, "protocol": e.protocol.value, "message": e.message,
-                    "retryable": e.retryable} for r in results for e in r.errors],
-    }
+    """Samples and events as the wire carries them; one the wire refuses (a NaN reading) is listed as an
+    error of its device, as the agent's spool would refuse it."""
+    samples: list[dict[str, Any]] = []
+    errors = [{"device": e.device, "protocol": e.protocol.value, "message": e.message, "retryable": e.retryable}
+              for r in results for e in r.errors]
+    for r in results:
+        for s in r.samples:
+            try:
+                samples.append(sample_json(s))
+            except ValueError as exc:
+                errors.append({"device": r.device, "protocol": r.protocol.value, "message": str(exc),
+                               "retryable": True})
+    return {"samples": samples, "events": [event_json(e) for r in results for e in r.events], "errors": errors}
 
 
 def _fmt(value: float) -> str:
@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
     p.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
     add_data_option(p)
     p.add_argument("--device", "-d", action="append", default=[], metavar="NAME", help="poll only this device")
-    p.add_argument("--protocol", "-p", action="append", choices=["icmp", "snmp", "ssh"], default=[],
+    p.add_argument("--protocol", "-p", action="append", choices=sorted(POLLERS), default=[],
                    help="only this protocol (repeatable; default all)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(handler=run)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     devices = select_or_exit(inventory, args.device)
     if devices is None:
         return 2
-    protocols = {Protocol(p) for p in args.protocol} or set(ALL_PROTOCOLS)
+    protocols = set(args.protocol) or set(ALL_PROTOCOLS)
     state = StateStore.in_dir(args.data)
     results = asyncio.run(poll_once(devices, protocols, state, args.data / "configs"))
     state.save()

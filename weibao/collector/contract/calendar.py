@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from zoneinfo import ZoneInfo
 
 from weibao.collector.contract.intervals import Interval
+from weibao.core.timeutil import SHANGHAI
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # a clock that would need more than ten years of working time is a configuration error, not a deadline
 _MAX_DAYS = 3660

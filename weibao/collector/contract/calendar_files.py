@@ -33,7 +33,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from weibao.collector.contract.calendar import (
-    SHANGHAI,
     ProtectionPeriod,
     ThresholdOverride,
     WorkingCalendar,
@@ -41,6 +40,7 @@ from weibao.collector.contract.calendar import (
 )
 from weibao.collector.contract.durations import parse_duration
 from weibao.core.errors import ConfigError, Problem
+from weibao.core.timeutil import SHANGHAI
 from weibao.core.yamlsrc import load_yaml, pydantic_problems
 
 SHIPPED_HOLIDAYS = Path(__file__).parent / "calendar_data" / "cn-holidays.yaml"

@@ -28,13 +28,13 @@ from weibao.collector.contract import (
     load_calendar,
     load_contract_rules,
 )
-from weibao.collector.contract.calendar import SHANGHAI
 from weibao.collector.notify.config import NotifyConfig, load_notify_config
 from weibao.collector.state.models import Device
 from weibao.core.errors import ConfigError, Problem
 from weibao.core.inspection.rules import InspectionRules, ThresholdCheck, load_inspection_rules
 from weibao.core.inventory import Category
 from weibao.core.packaged import PACKAGED_RULES
+from weibao.core.timeutil import SHANGHAI
 from weibao.core.yamlsrc import load_yaml, pydantic_problems
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from weibao.collector.tickets.model import LEVEL_NAMES_ZH, Action, Ticket, TicketEvent, TicketState
-
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+from weibao.core.timeutil import SHANGHAI
 
 
 class ChangeKind(StrEnum):
@@ -46,7 +44,7 @@ CLOCK_ZH = {"response": "响应", "restoration": "恢复", "report": "报告"}
 
 
 def _local(ts: datetime | None) -> str:
-    return ts.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if ts is not None else "-"
+    return ts.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if ts is not None else "-"
 
 
 @dataclass(frozen=True, slots=True)

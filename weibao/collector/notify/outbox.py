@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weibao.collector.notify.model import ChangeKind, Notification
 from weibao.collector.state.models import Base
-from weibao.collector.tickets.store import from_ms, to_ms
+from weibao.core.timeutil import SHANGHAI, from_ms, to_ms
 
 
 class Status(StrEnum):
@@ -159,7 +159,7 @@ class SqlOutbox:
              .order_by(OutboxRow.next_ms, OutboxRow.id).limit(limit))
         with Session(self.engine) as s:
             return [OutboxItem(r.id, r.channel, from_record(json.loads(r.record)), tuple(json.loads(r.extra)),
-                               r.attempts, from_ms(r.next_ms), Status(r.status), r.last_error)
+                               r.attempts, from_ms(r.next_ms, SHANGHAI), Status(r.status), r.last_error)
                     for r in s.scalars(q)]
 
     def _update(self, ids: list[int], **values: Any) -> None:
@@ -190,7 +190,7 @@ class SqlOutbox:
              .order_by(OutboxRow.id.desc()).limit(limit))
         with Session(self.engine) as s:
             return [OutboxItem(r.id, r.channel, from_record(json.loads(r.record)), tuple(json.loads(r.extra)),
-                               r.attempts, from_ms(r.next_ms), Status(r.status), r.last_error)
+                               r.attempts, from_ms(r.next_ms, SHANGHAI), Status(r.status), r.last_error)
                     for r in s.scalars(q)]
 
     def purge(self, older_than: datetime) -> int:

@@ -6,7 +6,7 @@ agent should retry the batch later).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +17,8 @@ from weibao.collector.config import CollectorConfig
 
 # (device, metric, canonical labels JSON)
 SeriesKey = tuple[str, str, str]
+# one raw sample read back: (ms since the epoch, device, metric, value)
+RawPoint = tuple[int, str, str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,15 @@ class SampleStore(Protocol):
 
     def prune(self, older_than_ms: int, state: Connection) -> int:
         """Delete raw samples older than ``older_than_ms``; returns how many (0 where the server does it)."""
+        ...
+
+    # True when ``read_raw`` gives samples back. An InfluxDB-protocol server is only written to: reading it
+    # back would tie weibao to one query language, so what needs history reads the rollups instead.
+    readable: bool
+
+    def read_raw(self, metrics: Collection[str], from_ms: int, to_ms: int) -> Iterator[RawPoint]:
+        """The label-less samples of ``metrics`` in [from_ms, to_ms), in time order (nothing when not
+        ``readable``)."""
         ...
 
     def close(self) -> None: ...

@@ -9,7 +9,7 @@ collector commits the batch id (see weibao.collector.ingest). Retention is the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from weibao.collector.config import InfluxConfig
 from weibao.collector.errors import StorageError, StorageUnavailable
-from weibao.collector.storage import PreparedSamples, SeriesKey
+from weibao.collector.storage import PreparedSamples, RawPoint, SeriesKey
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ class InfluxSampleStore:
 
     name = "influxdb"
     joins_state_transaction = False
+    readable = False
+
+    def read_raw(self, metrics: Collection[str], from_ms: int, to_ms: int) -> Iterator[RawPoint]:
+        return iter(())
 
     def __init__(self, cfg: InfluxConfig) -> None:
         self.cfg = cfg

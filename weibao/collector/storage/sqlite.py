@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection
 
 from weibao.collector.errors import StorageUnavailable
-from weibao.collector.storage import PreparedSamples, SeriesKey
+from weibao.collector.storage import PreparedSamples, RawPoint, SeriesKey
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class SqliteSampleStore:
     """Raw samples in ``path``; ``shared=True`` when ``path`` is the state database itself."""
 
     name = "sqlite"
+    readable = True
 
     def __init__(self, path: Path, *, shared: bool) -> None:
         self.path = path
@@ -134,6 +135,28 @@ class SqliteSampleStore:
         with self._lock:
             cur = conn.execute("DELETE FROM ts_samples WHERE ts_ms < ?", (older_than_ms,))
         return max(cur.rowcount, 0)
+
+    def read_raw(self, metrics: Collection[str], from_ms: int, to_ms: int) -> Iterator[RawPoint]:
+        """On a read-only connection of its own: a long read never holds up a writer (WAL)."""
+        wanted = list(metrics)
+        if not wanted:
+            return
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        try:
+            marks = ",".join("?" * len(wanted))
+            series = {int(r[0]): (str(r[1]), str(r[2])) for r in conn.execute(
+                f"SELECT id, device, metric FROM ts_series WHERE labels = '{{}}' AND metric IN ({marks})",  # noqa: S608
+                wanted)}
+            if not series:
+                return
+            ids = ",".join(str(i) for i in series)
+            rows = conn.execute(f"SELECT ts_ms, series_id, value FROM ts_samples WHERE ts_ms >= ? AND ts_ms < ?"  # noqa: S608
+                                f" AND series_id IN ({ids}) ORDER BY ts_ms", (from_ms, to_ms))
+            for ts_ms, sid, value in rows:
+                device, metric = series[sid]
+                yield int(ts_ms), device, metric, float(value)
+        finally:
+            conn.close()
 
     def count(self, state: Connection) -> int:
         row: Any = self._conn(state).execute("SELECT count(*) FROM ts_samples").fetchone()

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.exc import IntegrityError
@@ -24,11 +23,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
 from weibao.collector.state.models import Base
 from weibao.collector.tickets.model import Action, Ticket, TicketError, TicketEvent, TicketState
+from weibao.core.timeutil import SHANGHAI, from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
@@ -36,14 +34,9 @@ class ConcurrentUpdate(TicketError):
     """Someone else changed the ticket since it was read; read it again and re-apply the action."""
 
 
-def to_ms(t: datetime) -> int:
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError("naive datetime refused: every stored time carries an offset")
-    return (t - _EPOCH) // _MS
-
-
-def from_ms(ms: int) -> datetime:
-    return (_EPOCH + ms * _MS).astimezone(LOCAL_TZ)
+def _local(ms: int) -> datetime:
+    """A stored time, shown in contract time (Asia/Shanghai)."""
+    return from_ms(ms, SHANGHAI)
 
 
 def _opt_ms(t: datetime | None) -> int | None:
@@ -51,7 +44,7 @@ def _opt_ms(t: datetime | None) -> int | None:
 
 
 def _opt_dt(ms: int | None) -> datetime | None:
-    return from_ms(ms) if ms is not None else None
+    return _local(ms) if ms is not None else None
 
 
 class TicketRow(Base):
@@ -124,7 +117,7 @@ class StoredWindow:
 
 
 def _event(row: TicketEventRow) -> TicketEvent:
-    return TicketEvent(ticket_id=row.ticket_id, seq=row.seq, at=from_ms(row.at_ms), actor=row.actor,
+    return TicketEvent(ticket_id=row.ticket_id, seq=row.seq, at=_local(row.at_ms), actor=row.actor,
                        kind=Action(row.kind), note=row.note,
                        from_state=TicketState(row.from_state) if row.from_state else None,
                        to_state=TicketState(row.to_state) if row.to_state else None,
@@ -133,7 +126,7 @@ def _event(row: TicketEventRow) -> TicketEvent:
 
 def _ticket(row: TicketRow, events: Sequence[TicketEventRow]) -> Ticket:
     return Ticket(id=row.id, device=row.device, rule=row.rule, level=row.level, state=TicketState(row.state),
-                  opened_at=from_ms(row.opened_ms), accepted_at=_opt_dt(row.accepted_ms),
+                  opened_at=_local(row.opened_ms), accepted_at=_opt_dt(row.accepted_ms),
                   restored_at=_opt_dt(row.restored_ms), reported_at=_opt_dt(row.reported_ms),
                   closed_at=_opt_dt(row.closed_ms), affected=tuple(json.loads(row.affected)),
                   episode=row.episode, events=tuple(_event(e) for e in events))
@@ -146,9 +139,9 @@ def _same(row: TicketEventRow | None, event: TicketEvent) -> bool:
 
 
 def _window(row: MaintenanceWindowRow) -> StoredWindow:
-    w = MaintenanceWindow(devices=frozenset(json.loads(row.devices)), start=from_ms(row.start_ms),
-                          end=from_ms(row.end_ms), reason=row.reason)
-    return StoredWindow(id=row.id, window=w, created_by=row.created_by, created_at=from_ms(row.created_ms))
+    w = MaintenanceWindow(devices=frozenset(json.loads(row.devices)), start=_local(row.start_ms),
+                          end=_local(row.end_ms), reason=row.reason)
+    return StoredWindow(id=row.id, window=w, created_by=row.created_by, created_at=_local(row.created_ms))
 
 
 class TicketStore:
@@ -164,7 +157,7 @@ class TicketStore:
     # -- ids ---------------------------------------------------------------------------------------------
     def next_id(self, at: datetime) -> str:
         """A new ticket id, ``YYYYMMDD-NNNN`` by the local (Asia/Shanghai) day of ``at``."""
-        day = at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+        day = at.astimezone(SHANGHAI).strftime("%Y%m%d")
         for _ in range(3):
             try:
                 with Session(self.engine) as s, s.begin():

@@ -1,6 +1,6 @@
 """ICMP echo bursts to many devices at once: loss, round-trip time (mean, min, max) and jitter.
 
-    ping_many(devices)         -> one PollResult per device (the poller's entry point)
+    ping_many(devices)         -> one PollResult per device (IcmpPoller, the registry's entry point)
     ping_addresses(addresses)  -> BurstStats per IP literal (for sweeps and benchmarks)
     Pinger                     -> the engine both use: one socket per family, kernel timestamps
 """
@@ -8,6 +8,7 @@
 from weibao.agent.pollers.icmp.pinger import DEFAULT_RATE_PPS, Pinger
 from weibao.agent.pollers.icmp.poller import (
     BadAddress,
+    IcmpPoller,
     ResolveFailure,
     burst_samples,
     ping_addresses,
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_RATE_PPS",
     "BadAddress",
     "BurstStats",
+    "IcmpPoller",
     "IcmpUnavailable",
     "Pinger",
     "ResolveFailure",

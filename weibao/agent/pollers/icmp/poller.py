@@ -111,6 +111,16 @@ async def ping_many(devices: Sequence[Device], *, max_in_flight: int = 500,
         return list(await asyncio.gather(*(_poll_one(pinger, d, gate) for d in targets)))
 
 
+class IcmpPoller:
+    """The ICMP poller as the registry runs it (``ping_many``: one socket per family for the round)."""
+
+    async def poll_many(self, devices: Sequence[Device]) -> list[PollResult]:
+        return await ping_many(devices)
+
+    def close(self) -> None:
+        return None
+
+
 async def ping_addresses(addresses: Iterable[str], count: int = 5, interval_ms: float = 20,
                          timeout_ms: float = 1000, *, max_in_flight: int = 500,
                          rate_pps: float = DEFAULT_RATE_PPS,

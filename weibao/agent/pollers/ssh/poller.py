@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,7 +56,7 @@ class SshPoller:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def poll_many(self, devices: Iterable[Device]) -> list[PollResult]:
+    async def poll_many(self, devices: Sequence[Device]) -> list[PollResult]:
         return list(await asyncio.gather(*(self.poll(d) for d in devices)))
 
     async def poll(self, device: Device) -> PollResult:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from weibao.collector import rollup
 from weibao.collector.http.deps import Anyone, Ctx, json_response
 from weibao.collector.validate import bad_field, parse_time
-from weibao.core.wire import from_ms
+from weibao.core.timeutil import from_ms, to_ms
 
 router = APIRouter()
 
@@ -37,7 +37,7 @@ async def series(ctx: Ctx, _who: Anyone, device: str, metric: str, step: int = 3
             raise bad_field("label", "expected KEY=VALUE")
         wanted[k] = v
     # a bucket belongs to the answer when it starts inside [from, to)
-    lo_ms, hi_ms = round(begin.timestamp() * 1000), round(end.timestamp() * 1000)
+    lo_ms, hi_ms = to_ms(begin), to_ms(end)
 
     def read() -> list[rollup.SeriesRollup]:
         with ctx.engine.connect() as conn:
