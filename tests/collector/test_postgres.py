@@ -20,7 +20,7 @@ from tests.peers import postgres
 from tests.peers.collector import CollectorPeer, run_collector
 from weibao.collector.state.db import MIGRATIONS, create_state_engine, migrate
 
-pytestmark = pytest.mark.skipif(not postgres.available(), reason="PostgreSQL 15 binaries are not installed")
+pytestmark = pytest.mark.skipif(not postgres.available(), reason=postgres.missing() or "")
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=CST)
 

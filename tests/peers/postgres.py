@@ -1,5 +1,7 @@
-"""PostgreSQL 15 as a peer: initdb in a temp dir, pg_ctl on a spare loopback port, stopped after.
+"""PostgreSQL as a peer: initdb in a temp dir, pg_ctl on a spare loopback port, stopped after.
 
+The server binaries are found by what is there, not by a version number: the newest
+``/usr/lib/postgresql/*/bin`` (Debian and Ubuntu install each major version there), else ``pg_ctl`` on PATH.
 As root the server runs as user ``postgres`` (it refuses root), so the temp dir is given to that user.
 """
 
@@ -17,18 +19,40 @@ from pathlib import Path
 
 from tests.peers.collector import free_port
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _major(path: Path) -> int:
+    try:
+        return int(path.parent.name)
+    except ValueError:
+        return -1
 
 
-def available() -> bool:
-    if not (BIN / "pg_ctl").exists():
-        return False
+def find_bin() -> Path | None:
+    """The folder holding initdb and pg_ctl of the newest PostgreSQL installed, or None."""
+    versions = sorted((p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")), key=_major)
+    if versions:
+        return versions[-1]
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found else None
+
+
+BIN = find_bin() or Path("/nonexistent")
+
+
+def missing() -> str | None:
+    """None when a server can be started here, else why not."""
+    if not (BIN / "initdb").exists():
+        return "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            return False
-    return True
+            return "running PostgreSQL as root needs the user postgres"
+    return None
+
+
+def available() -> bool:
+    return missing() is None
 
 
 @dataclass

@@ -3,11 +3,6 @@ maintenance windows."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.peers.smtp import spare_port
+from tests.peers import postgres
 from weibao.collector.tickets import machine as m
 from weibao.collector.tickets.model import TicketState
 from weibao.collector.tickets.store import ConcurrentUpdate, TicketStore
@@ -24,37 +19,13 @@ CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 25, 23, 50, 0, 123000, tzinfo=CST)
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    bindir = _pg_bin()
-    if bindir is None or shutil.which("runuser") is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) or runuser not installed")
-    if os.geteuid() != 0:
-        pytest.skip("starting PostgreSQL as user postgres needs root")
-    tmp = Path(tempfile.mkdtemp(prefix="weibao-pg-"))
-    tmp.chmod(0o755)
-    data, sock = tmp / "data", tmp / "sock"
-    sock.mkdir()
-    shutil.chown(tmp, "postgres")
-    shutil.chown(sock, "postgres")
-    port = spare_port()
-    as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True, timeout=60)
-    subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "30", "-l", str(tmp / "log"),
-                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True, timeout=60)
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(tmp, ignore_errors=True)
+    reason = postgres.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres.run_postgres() as pg:
+        yield pg.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
