@@ -41,10 +41,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import markdown_table, median, stop  # noqa: E402
 from tests.peers.collector import CollectorPeer, run_collector  # noqa: E402
-from weibao.agent.inventory.model import Category  # noqa: E402
 from weibao.collector.auth import Role, issue  # noqa: E402
 from weibao.collector.contract import DeviceSpec, Evaluator, level_of, load_calendar, load_contract_rules  # noqa: E402
 from weibao.collector.state.db import create_state_engine  # noqa: E402
+from weibao.core.inventory import Category  # noqa: E402
 from weibao.core.model import Sample  # noqa: E402
 from weibao.embedded.simlab import SnmpSim  # noqa: E402
 

@@ -41,10 +41,11 @@ import httpx  # noqa: E402
 
 from bench.common import cpu_seconds, free_tcp_port, loopback_addresses, markdown_table, ratio, self_cpu, stop  # noqa: E402
 from tests.peers.snmpd import COMMUNITY, Snmpd, running_snmpd  # noqa: E402
-from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings  # noqa: E402
+from weibao.agent.inventory.model import Device, SnmpCredential, SnmpSettings  # noqa: E402
 from weibao.agent.pollers.snmp import SnmpPoller  # noqa: E402
 from weibao.agent.pollers.snmp.transport import SnmpTransport, Target, parse_oid  # noqa: E402
 from weibao.agent.state import StateStore  # noqa: E402
+from weibao.core.inventory import Category, Kind  # noqa: E402
 
 EXPORTER = "/usr/bin/prometheus-snmp-exporter"
 SYSTEM_OIDS = ["1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.4.0",

@@ -4,7 +4,8 @@ is installed there, so a skip can only hide a broken peer or a product bug."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ STRICT = bool(os.environ.get("WEIBAO_CI"))
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if STRICT and report.skipped and not hasattr(report, "wasxfail"):

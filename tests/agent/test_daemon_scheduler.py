@@ -6,8 +6,9 @@ import asyncio
 from datetime import datetime, timedelta
 from datetime import time as dtime
 
-from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind, Schedule
+from weibao.agent.inventory.model import Device, IcmpSettings, Schedule
 from weibao.agent.scheduler import Job, Scheduler, plan_jobs
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import Protocol
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.inventory.model import Device, IcmpSettings, SnmpCredential, SnmpSettings
 from weibao.agent.runner import derive_up
 from weibao.agent.state import StateStore
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import PollResult, Protocol, Sample
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

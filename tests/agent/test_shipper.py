@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from weibao.agent.inventory.model import Category, Device, Inventory, Kind
+from weibao.agent.inventory.model import Device, Inventory
 from weibao.agent.shipper import HttpSink, Outcome, SendResult, Shipper, ShipperConfig, backoff_delay
 from weibao.agent.spool import SPOOL_FILE, Spool
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import Sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -314,7 +315,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from weibao.core.model import Sample
-from weibao.agent.inventory.model import Category, Device, Inventory, Kind
+from weibao.agent.inventory.model import Device, Inventory
+from weibao.core.inventory import Category, Kind
 from weibao.agent.shipper import Shipper, ShipperConfig
 from weibao.agent.spool import Spool
 spool = Spool(Path({str(tmp_path / SPOOL_FILE)!r}))

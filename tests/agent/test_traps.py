@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpLayer, SnmpSettings
+from weibao.agent.inventory.model import Device, SnmpCredential, SnmpLayer, SnmpSettings
 from weibao.agent.spool import SPOOL_FILE, Spool
 from weibao.agent.traps import TrapReceiver
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import Event, EventKind
 
 SNMPTRAP = shutil.which("snmptrap")

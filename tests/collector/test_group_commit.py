@@ -72,16 +72,16 @@ def test_waiting_batches_commit_together_exactly_once(peer: CollectorPeer) -> No
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # the collector's writers now wait, as behind a long commit
         threads = [threading.Thread(target=send, args=(d,)) for d in requests]
-        for t in threads:
-            t.start()
+        for th in threads:
+            th.start()
         time.sleep(2.0)  # every request is parsed and queued behind the lock
         with lock:
             assert answers == []  # nothing is answered before it is committed
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-    for t in threads:
-        t.join(timeout=60)
+    for th in threads:
+        th.join(timeout=60)
 
     assert [s for s, _ in answers] == [200] * len(requests)
     assert sum(1 for _, a in answers if a["duplicate"]) == 1

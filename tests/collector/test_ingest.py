@@ -168,7 +168,7 @@ def test_series_from_rollups_match_the_samples_sent(http: httpx.Client) -> None:
     both = http.get("/api/v1/series", params={"device": "acc-sw-1", "metric": "if.in_bps", "step": 300,
                                               "from": base.isoformat(), "to": (base + timedelta(hours=2)).isoformat()})
     assert sorted(s["labels"]["ifName"] for s in both.json()["series"]) == ["Gi0/1", "Gi0/2"]
-    bad_step = {"device": "acc-sw-1", "metric": "if.in_bps", "step": 60}
+    bad_step: dict[str, str | int] = {"device": "acc-sw-1", "metric": "if.in_bps", "step": 60}
     assert http.get("/api/v1/series", params=bad_step).status_code == 422
 
 

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.inventory.model import Device, SnmpCredential, SnmpSettings
+from weibao.core.inventory import Category, Kind
 from weibao.embedded.simlab import SnmpSim, data_roots, read_recording
 
 __all__ = ["device_for", "read_recording", "running_snmpsim"]

@@ -11,8 +11,9 @@ import asyncio
 import json
 import sys
 
-from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind
+from weibao.agent.inventory.model import Device, IcmpSettings
 from weibao.agent.pollers.icmp import ping_many
+from weibao.core.inventory import Category, Kind
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers import netns as netns_peer
-from weibao.agent.inventory.model import Category, Device, IcmpSettings, Kind
+from weibao.agent.inventory.model import Device, IcmpSettings
 from weibao.agent.pollers.icmp import (
     BurstStats,
     IcmpUnavailable,
@@ -25,6 +25,7 @@ from weibao.agent.pollers.icmp import (
     ping_addresses,
     ping_many,
 )
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import PollResult, Protocol
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.peers.snmpd import COMMUNITY, Snmpd, free_udp_port, running_snmpd
-from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.inventory.model import Device, SnmpCredential, SnmpSettings
 from weibao.agent.pollers.snmp import SnmpPoller
 from weibao.agent.state import StateStore
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import EventKind, PollResult, Protocol
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,9 +20,10 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 
 from tests.peers.snmpd import V3_USERS, Snmpd, V3User, running_snmpd
-from weibao.agent.inventory.model import Category, Device, Kind, SnmpCredential, SnmpSettings
+from weibao.agent.inventory.model import Device, SnmpCredential, SnmpSettings
 from weibao.agent.pollers.snmp import SnmpPoller
 from weibao.agent.state import StateStore
+from weibao.core.inventory import Category, Kind
 from weibao.core.model import PollResult
 
 pytestmark = pytest.mark.timeout(120)

@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 
 from tests.collector.contract.conftest import at, every_minute
-from weibao.agent.inventory.model import Category
 from weibao.collector.contract.calendar import WorkingCalendar
 from weibao.collector.contract.episodes import Signal, SignalKind
 from weibao.collector.contract.evaluator import DeviceSpec, Evaluator
 from weibao.collector.contract.levels import level_of
 from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
 from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.inventory import Category
 from weibao.core.model import Sample
 
 DOWN = TrackKey(Condition.DOWN)

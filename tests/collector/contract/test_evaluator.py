@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.collector.contract.conftest import at, every_minute
 from weibao.agent.inventory.loader import load_inventory
-from weibao.agent.inventory.model import Category
 from weibao.collector.contract.evaluator import DeviceSpec, Evaluator, device_spec
 from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.inventory import Category
 from weibao.core.model import Sample
 
 INVENTORY = """\

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.collector.contract.conftest import at, every_minute
-from weibao.agent.inventory.model import Category
 from weibao.collector.contract.calendar import WorkingCalendar
 from weibao.collector.contract.calendar_files import load_calendar
 from weibao.collector.contract.clocks import compute_clocks
@@ -20,6 +19,7 @@ from weibao.collector.contract.episodes import Episode
 from weibao.collector.contract.evaluator import DeviceSpec, Evaluator
 from weibao.collector.contract.levels import LevelDecision, level_of
 from weibao.collector.contract.rules import Condition, ContractRules, TrackKey
+from weibao.core.inventory import Category
 from weibao.core.model import Sample
 
 DOWN = TrackKey(Condition.DOWN)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.collector.contract.conftest import RULES
-from weibao.agent.inventory.model import Category
 from weibao.collector.contract.durations import format_duration, parse_duration
 from weibao.collector.contract.rules import (
     ClockLimit,
@@ -22,6 +21,7 @@ from weibao.collector.contract.rules import (
     load_contract_rules,
 )
 from weibao.core.errors import ConfigError
+from weibao.core.inventory import Category
 
 H = timedelta(hours=1)
 

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine
 
-from weibao.agent.inventory.model import Category
 from weibao.collector.contract import DeviceSpec, Evaluator, load_calendar, load_contract_rules
 from weibao.collector.engine.extras import Extras
 from weibao.collector.engine.setup import DeviceBook, depths
@@ -22,6 +21,7 @@ from weibao.collector.tickets.model import Ticket
 from weibao.collector.tickets.ops import TicketOps
 from weibao.collector.tickets.store import TicketStore
 from weibao.core.inspection.rules import ThresholdCheck, load_inspection_rules
+from weibao.core.inventory import Category
 from weibao.core.model import Sample
 
 CST = ZoneInfo("Asia/Shanghai")

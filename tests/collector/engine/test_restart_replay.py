@@ -74,7 +74,7 @@ def ready(c: httpx.Client) -> None:
 def settled(c: httpx.Client, pred: Any, what: str) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 30
     while True:
-        tickets = c.get("/api/v1/tickets", params={"device": DEVICE}).json()["tickets"]
+        tickets: list[dict[str, Any]] = c.get("/api/v1/tickets", params={"device": DEVICE}).json()["tickets"]
         if pred(tickets):
             return tickets
         assert time.monotonic() < deadline, f"{what}: {tickets}"
