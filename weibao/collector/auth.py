@@ -15,8 +15,9 @@ from weibao.collector.state.models import Token
 
 
 class Role(StrEnum):
-    AGENT = "agent"
-    ENGINEER = "engineer"
+    AGENT = "agent"          # ships batches and registers its devices
+    ENGINEER = "engineer"    # works tickets and maintenance windows
+    CLIENT = "client"        # the client's maintenance department: reads tickets, opens requests, answers
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine
 
 from weibao.collector.contract import DeviceSpec, Evaluator, load_calendar, load_contract_rules
 from weibao.collector.engine.extras import Extras
@@ -17,6 +16,7 @@ from weibao.collector.engine.setup import DeviceBook, depths
 from weibao.collector.engine.signals import FaultSync
 from weibao.collector.engine.sweep import Sweeper
 from weibao.collector.notify.model import Notification
+from weibao.collector.state.db import create_state_engine, migrate
 from weibao.collector.tickets.model import Ticket
 from weibao.collector.tickets.ops import TicketOps
 from weibao.collector.tickets.store import TicketStore
@@ -71,9 +71,9 @@ class World:
 
 
 def make_world(tmp: Path, specs: list[DeviceSpec], kinds: dict[str, str] | None = None) -> World:
-    engine = create_engine(f"sqlite:///{tmp / 'state.db'}")
+    engine = create_state_engine(f"sqlite:///{tmp / 'state.db'}")
+    migrate(engine)  # the schema the collector runs on
     store = TicketStore(engine)
-    store.create_schema()
     notes: list[Notification] = []
     ops = TicketOps(store, notes.append)
     sync = FaultSync(ops, RULES, CALENDAR)

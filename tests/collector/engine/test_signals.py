@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.collector.engine.conftest import AGENT, DEVICES, RULES, World, at
+from tests.collector.engine.conftest import AGENT, CHECKS, DEVICES, RULES, World, at
 from weibao.collector.contract import Evaluator
+from weibao.collector.engine.extras import Extras
 from weibao.collector.notify.model import ChangeKind
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.model import Action, TicketState
@@ -124,6 +125,25 @@ def test_inspection_danger_that_persists_a_day_opens_a_ticket(world: World) -> N
     assert (ticket.rule, ticket.level, ticket.opened_at) == ("cpu.high", 3, t0 + timedelta(hours=24))
     world.extras.sample(Sample("biz-1", "cpu.util_pct", 20.0, t0 + timedelta(hours=27)), "switch")
     assert world.tickets()[0].state is TicketState.RESTORED
+
+
+def test_a_restart_keeps_the_danger_count(world: World) -> None:
+    t0 = at("2026-11-23 08:00")
+    for h in range(20):  # 08:00 .. next day 03:00: 19 h held
+        world.extras.sample(Sample("biz-1", "cpu.util_pct", 85.0, t0 + timedelta(hours=h)), "switch")
+    assert world.tickets() == []
+    # the engine restarts: a new Extras on the same store, the count goes on from 08:00
+    again = Extras(world.ops, CHECKS, RULES.inspection_danger_after, RULES.evaluation.reopen_window)
+    for h in range(20, 25):
+        again.sample(Sample("biz-1", "cpu.util_pct", 85.0, t0 + timedelta(hours=h)), "switch")
+    (ticket,) = world.tickets()
+    assert (ticket.rule, ticket.opened_at) == ("cpu.high", t0 + timedelta(hours=24))
+    # back within limits: the timer goes, and a later restart starts from nothing
+    again.sample(Sample("biz-1", "cpu.util_pct", 20.0, t0 + timedelta(hours=25)), "switch")
+    fresh = Extras(world.ops, CHECKS, RULES.inspection_danger_after, RULES.evaluation.reopen_window)
+    fresh.sample(Sample("biz-1", "cpu.util_pct", 85.0, t0 + timedelta(hours=26)), "switch")
+    fresh.sample(Sample("biz-1", "cpu.util_pct", 85.0, t0 + timedelta(hours=49)), "switch")  # 23 h
+    assert len(world.tickets()) == 1
 
 
 def test_resync_after_restart_opens_nothing_twice(world: World) -> None:

@@ -34,15 +34,16 @@ def test_clock_alerts_from_the_contract_clocks() -> None:
     cal, limits = load_calendar(), load_contract_rules(RULES).clocks
     t = m.promote(m.open_ticket(ticket_id="T-1", device="d", rule="r", level=3, at=T0).ticket,
                   level=2, at=T0 + timedelta(minutes=1)).ticket
-    # contract.md: level 2 response < 10 min, so the last 20 % (2 min) is "due soon"
-    for minutes, expected in ((7, []), (8.5, [(ChangeKind.DUE_SOON, "response")]),
-                              (10, [(ChangeKind.BREACHED, "response")])):
+    # contract.md: promoted at 10:01 while the response clock runs, it ends at min(10:20, 10:01 + 10 min) =
+    # 10:11; the last 20 % of its 11 minutes (2.2 min, from 10:08:48) is "due soon"
+    for minutes, expected in ((7, []), (8.5, []), (9, [(ChangeKind.DUE_SOON, "response")]),
+                              (11, [(ChangeKind.BREACHED, "response")])):
         now = T0 + timedelta(minutes=minutes)
         alerts = clock_alerts(t, ticket_clocks(t, calendar=cal, limits=limits, now=now), now)
         assert [(a.change, a.clock) for a in alerts] == expected, minutes
-    alert = clock_alerts(t, ticket_clocks(t, calendar=cal, limits=limits, now=T0 + timedelta(minutes=10)),
-                         T0 + timedelta(minutes=10))[0]
-    assert alert.deadline == T0 + timedelta(minutes=10) and "响应，截止 2026-11-25 10:10" in alert.text()
+    alert = clock_alerts(t, ticket_clocks(t, calendar=cal, limits=limits, now=T0 + timedelta(minutes=11)),
+                         T0 + timedelta(minutes=11))[0]
+    assert alert.deadline == T0 + timedelta(minutes=11) and "响应，截止 2026-11-25 10:11" in alert.text()
     accepted = m.accept(t, at=T0 + timedelta(minutes=5), actor="zhang").ticket
     now = T0 + timedelta(minutes=10)
     assert clock_alerts(accepted, ticket_clocks(accepted, calendar=cal, limits=limits, now=now), now) == []

@@ -12,6 +12,10 @@ the comment next to it). Conventions of the timelines (one sample a minute, Asia
   cannot start later than the response deadline (a late response must not buy restoration time), so the
   restoration and report clocks below start at the response deadline. Scenario 14 (test_clocks_live.py)
   checks clocks with a real acceptance.
+- a ticket opens at level 3 and its clocks start at level 3; at a promotion (contract.md) a clock already met
+  or breached keeps its result, a running one ends at the earlier of its deadline and the promotion moment
+  plus the new level's limit ("same day" counted from the promotion's day). The response clock (20 min) is
+  breached by nobody accepting long before any promotion below, so it stays at start + 20 min.
 - 2026 calendar (State Council): 2026-10-01 is a public holiday (Thursday), 2026-10-10 a make-up working
   Saturday, November 2026 has no holiday: 2026-11-17 is a Tuesday, 2026-11-20 a Friday.
 """
@@ -74,12 +78,13 @@ def test_01_business_70_minutes_in_working_hours_is_level_2(agent: AgentFactory,
     assert when(t["opened_at"]) == at("2026-11-17 09:00")
     assert when(t["restored_at"]) == at("2026-11-17 10:10")
     assert promotions(t) == [(2, at("2026-11-17 10:00"))]
-    # level 2 clocks, from the fault's start 09:00: response < 10 min -> 09:10;
-    # restoration < 8 h from the response (at the latest its deadline 09:10) -> 17:10;
-    # report "same day" -> end of 2026-11-17 = 2026-11-18 00:00
-    check_clocks(t, response=at("2026-11-17 09:10"), restoration=at("2026-11-17 17:10"),
+    # response: level 3, < 20 min -> 09:20, breached before the promotion: stays 09:20.
+    # restoration from 09:20 at level 3: 9 working hours = Tue 09:20-17:30 (8 h 10 min) + Wed 08:30-09:20;
+    # running at the 10:00 promotion: min(Wed 09:20, 10:00 + 8 h = 18:00) = Tue 18:00.
+    # report from 09:20 at level 3, "next day" = Thu 00:00; at 10:00: min(that, end of Tue) = Wed 00:00
+    check_clocks(t, response=at("2026-11-17 09:20"), restoration=at("2026-11-17 18:00"),
                  report=at("2026-11-18 00:00"))
-    # restored at 10:10, before 17:10: restoration met
+    # restored at 10:10, before 18:00: restoration met
     assert clock(t, "restoration")[1:] == (at("2026-11-17 10:10"), False)
 
 
@@ -96,11 +101,12 @@ def test_02_business_2h05_in_working_hours_is_level_1(agent: AgentFactory, engin
     assert t["level"] == 1
     assert promotions(t) == [(2, at("2026-11-17 10:00")), (1, at("2026-11-17 11:00"))]
     assert when(t["restored_at"]) == at("2026-11-17 11:05")
-    # level 1 clocks from the start 09:00: response < 5 min -> 09:05; restoration < 4 h from 09:05 -> 13:05;
-    # report < 2 h from 09:05 -> 11:05
-    check_clocks(t, response=at("2026-11-17 09:05"), restoration=at("2026-11-17 13:05"),
-                 report=at("2026-11-17 11:05"))
-    assert clock(t, "restoration")[1:] == (at("2026-11-17 11:05"), False)  # 11:05 < 13:05
+    # response 09:20 (level 3, breached before any promotion). Restoration from 09:20: level 3 Wed 09:20;
+    # at 10:00 min(Wed 09:20, 18:00) = 18:00; at 11:00 min(18:00, 11:00 + 4 h) = 15:00.
+    # Report from 09:20: level 3 Thu 00:00; at 10:00 end of Tue (Wed 00:00); at 11:00 min(that, 13:00) = 13:00
+    check_clocks(t, response=at("2026-11-17 09:20"), restoration=at("2026-11-17 15:00"),
+                 report=at("2026-11-17 13:00"))
+    assert clock(t, "restoration")[1:] == (at("2026-11-17 11:05"), False)  # 11:05 < 15:00
 
 
 # --- 3. four 35-minute outages in one working day -> the one that crosses 2 h per day is level 2 -----
@@ -131,8 +137,10 @@ def test_03_four_short_outages_sum_to_level_2_per_day(agent: AgentFactory, engin
     # #3 13:00 -> response 13:20; Tue 13:20-17:30 = 4 h 10 min, 4 h 50 min left -> Wed 13:20
     check_clocks(found[2], response=at("2026-11-17 13:20"), restoration=at("2026-11-18 13:20"),
                  report=at("2026-11-19 00:00"))
-    # #4 level 2 from its start 15:00: response 15:10; restoration 15:10 + 8 h = 23:10; report same day
-    check_clocks(found[3], response=at("2026-11-17 15:10"), restoration=at("2026-11-17 23:10"),
+    # #4 raised 15:00 at level 3: response 15:20, still running at the 15:15 promotion: min(15:20, 15:15 +
+    # 10 min) = 15:20. Restoration and report start at 15:20, after the promotion: at level 2, 15:20 + 8 h
+    # = 23:20 and "same day" = end of Tue
+    check_clocks(found[3], response=at("2026-11-17 15:20"), restoration=at("2026-11-17 23:20"),
                  report=at("2026-11-18 00:00"))
 
 
@@ -149,8 +157,10 @@ def test_04_night_outage_3h30_is_level_2(agent: AgentFactory, engineer: httpx.Cl
     # >= 3 h at 23:00 -> level 2; >= 6 h not reached
     assert t["level"] == 2
     assert promotions(t) == [(2, at("2026-11-17 23:00"))]
-    # level 2 from 20:00: response 20:10; restoration 20:10 + 8 h = Wed 04:10; report end of Tue
-    check_clocks(t, response=at("2026-11-17 20:10"), restoration=at("2026-11-18 04:10"),
+    # response 20:20 (level 3). Restoration from 20:20 at level 3: 9 working hours = Wed 08:30-17:30; at
+    # the 23:00 promotion min(Wed 17:30, 23:00 + 8 h) = Wed 07:00. Report from 20:20: level 3 end of Wed;
+    # at 23:00 min(that, end of Tue) = Wed 00:00
+    check_clocks(t, response=at("2026-11-17 20:20"), restoration=at("2026-11-18 07:00"),
                  report=at("2026-11-18 00:00"))
 
 
@@ -167,8 +177,10 @@ def test_05a_holiday_morning_is_not_working_time(agent: AgentFactory, engineer: 
     # per day outside working hours >= 3 h at 12:00 -> level 2 (the working-hours rows see nothing)
     assert t["level"] == 2
     assert promotions(t) == [(2, at("2026-10-01 12:00"))]
-    # level 2 from 09:00: response 09:10; restoration 17:10; report end of Oct 1 = 2026-10-02 00:00
-    check_clocks(t, response=at("2026-10-01 09:10"), restoration=at("2026-10-01 17:10"),
+    # response 09:20 (level 3). Restoration from 09:20 at level 3: no working time until Thu Oct 8 ->
+    # Oct 8 17:30; at the 12:00 promotion min(that, 12:00 + 8 h) = Oct 1 20:00. Report: level 3 end of
+    # Oct 2; at 12:00 min(that, end of Oct 1) = 2026-10-02 00:00
+    check_clocks(t, response=at("2026-10-01 09:20"), restoration=at("2026-10-01 20:00"),
                  report=at("2026-10-02 00:00"))
 
 
@@ -183,10 +195,11 @@ def test_05b_makeup_saturday_is_working_time(agent: AgentFactory, engineer: http
     # single >= 1 h at 10:00 (level 2), >= 2 h at 11:00 (level 1)
     assert t["level"] == 1
     assert promotions(t) == [(2, at("2026-10-10 10:00")), (1, at("2026-10-10 11:00"))]
-    # level 1 from 09:00: response 09:05; restoration 09:05 + 4 h = 13:05 (restored 12:30: met);
-    # report 09:05 + 2 h = 11:05
-    check_clocks(t, response=at("2026-10-10 09:05"), restoration=at("2026-10-10 13:05"),
-                 report=at("2026-10-10 11:05"))
+    # response 09:20 (level 3). Restoration from 09:20: level 3 = Sat 09:20-17:30 (8 h 10 min), Sunday off,
+    # Mon Oct 12 08:30 + 50 min; at 10:00 min(that, 18:00) = 18:00; at 11:00 min(18:00, 15:00) = 15:00
+    # (restored 12:30: met). Report: level 3 end of Sun; at 10:00 end of Sat; at 11:00 min(that, 13:00)
+    check_clocks(t, response=at("2026-10-10 09:20"), restoration=at("2026-10-10 15:00"),
+                 report=at("2026-10-10 13:00"))
     assert clock(t, "restoration")[1:] == (at("2026-10-10 12:30"), False)
 
 
@@ -231,9 +244,11 @@ def test_07_backbone_loss_two_hours_is_level_1(agent: AgentFactory, engineer: ht
     assert t["level"] == 1
     assert promotions(t) == [(2, at("2026-11-18 10:00")), (1, at("2026-11-18 11:00"))]
     assert when(t["restored_at"]) == at("2026-11-18 11:00")
-    # level 1 from 09:00: response 09:05; restoration 13:05; report 11:05
-    check_clocks(t, response=at("2026-11-18 09:05"), restoration=at("2026-11-18 13:05"),
-                 report=at("2026-11-18 11:05"))
+    # response 09:20 (level 3). Restoration from 09:20: level 3 Thu 09:20; at 10:00 min(that, 18:00) =
+    # 18:00; restored at 11:00, the moment of the level-1 promotion: met by then, it keeps 18:00.
+    # Report: level 3 end of Thu; at 10:00 end of Wed; at 11:00 min(that, 13:00) = 13:00
+    check_clocks(t, response=at("2026-11-18 09:20"), restoration=at("2026-11-18 18:00"),
+                 report=at("2026-11-18 13:00"))
 
 
 # --- 8. provincial latency 450 ms for 65 min -> level 2 --------------------------------------------
@@ -248,8 +263,10 @@ def test_08_provincial_latency_65_minutes_is_level_2(agent: AgentFactory, engine
     # 450 ms >= 400 ms from 14:00 to 15:05: >= 1 h at 15:00 -> level 2; 65 min < 2 h; loss 0 < 15 %
     assert t["level"] == 2
     assert promotions(t) == [(2, at("2026-11-18 15:00"))]
-    # level 2 from 14:00: response 14:10; restoration 14:10 + 8 h = 22:10; report end of the 18th
-    check_clocks(t, response=at("2026-11-18 14:10"), restoration=at("2026-11-18 22:10"),
+    # response 14:20 (level 3). Restoration from 14:20: level 3 = Wed 14:20-17:30 (3 h 10 min) + Thu 08:30 +
+    # 5 h 50 min = Thu 14:20; at 15:00 min(that, 23:00) = Wed 23:00. Report: level 3 end of Thu; at 15:00
+    # end of Wed = 2026-11-19 00:00
+    check_clocks(t, response=at("2026-11-18 14:20"), restoration=at("2026-11-18 23:00"),
                  report=at("2026-11-19 00:00"))
 
 
@@ -272,8 +289,10 @@ def test_09_processing_twelve_hours_in_a_month_is_level_2(agent: AgentFactory,
     # the twelfth reaches 12 h at Nov 13 11:00 -> level 2 (per month >= 12 h); 12 h < 24 h
     assert [t["level"] for t in found] == [3] * 11 + [2]
     assert promotions(found[11]) == [(2, at("2026-11-13 11:00"))]
-    # twelfth, level 2 from Nov 13 10:00: response 10:10; restoration 18:10; report end of Nov 13
-    check_clocks(found[11], response=at("2026-11-13 10:10"), restoration=at("2026-11-13 18:10"),
+    # twelfth, raised Fri Nov 13 10:00 at level 3: response 10:20. Restoration from 10:20: level 3 = Fri
+    # 10:20-17:30 (7 h 10 min), Mon Nov 16 08:30 + 1 h 50 min = 10:20; restored at 11:00, the moment of the
+    # promotion: met by then, it keeps Mon 10:20. Report: level 3 end of Sat; at 11:00 end of Fri
+    check_clocks(found[11], response=at("2026-11-13 10:20"), restoration=at("2026-11-16 10:20"),
                  report=at("2026-11-14 00:00"))
     # first, level 3 from Mon Nov 2 10:00: response 10:20; 9 working hours from 10:20 -> Mon 10:20-17:30
     # = 7 h 10 min, 1 h 50 min left -> Tue Nov 3 10:20; report end of Nov 3 = 2026-11-04 00:00

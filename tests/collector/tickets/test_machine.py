@@ -16,6 +16,7 @@ from weibao.collector.tickets.model import (
     Action,
     IllegalTransition,
     Ticket,
+    TicketKind,
     TicketState,
 )
 
@@ -52,17 +53,28 @@ DO: dict[Action, Callable[[Ticket], m.Change]] = {
     Action.CLOSE: lambda t: m.close(t, at=AT, actor="client", note="client confirmed"),
     Action.REOPEN: lambda t: m.reopen(t, at=AT),
     Action.ATTACH_AFFECTED: lambda t: m.attach_affected(t, devices=["access-sw-7"], at=AT),
+    Action.SOLUTION: lambda t: m.solution(t, at=AT, actor="li", note="replaced the power supply"),
+    Action.FEEDBACK: lambda t: m.feedback(t, at=AT, actor="client", note="still slow at night"),
+    Action.PAUSE: lambda t: m.pause(t, at=AT, actor="li", note="handed to the application team"),
+    Action.RESUME: lambda t: m.resume(t, at=AT, actor="li"),
+    Action.DISPATCH: lambda t: m.dispatch(t, at=AT, actor="li", note="Zhang to the server room"),
+    Action.ONSITE: lambda t: m.onsite(t, at=AT, actor="zhang"),
 }
 
 # What an engineer bound by the contract expects (written out here, not read from TRANSITIONS).
+# A resume needs a pause first and an arrival on site a dispatch: from a plain ticket they are refused.
+# Monitoring adds affected devices it learns of late to any ticket, a closed one too (an addition).
 LEGAL: dict[TicketState, dict[Action, TicketState]] = {
     S.OPEN: {Action.PROMOTE: S.OPEN, Action.ACCEPT: S.ACCEPTED, Action.RESTORE: S.RESTORED,
-             Action.COMMENT: S.OPEN, Action.ATTACH_AFFECTED: S.OPEN},
+             Action.COMMENT: S.OPEN, Action.ATTACH_AFFECTED: S.OPEN, Action.FEEDBACK: S.OPEN,
+             Action.PAUSE: S.OPEN, Action.DISPATCH: S.OPEN},
     S.ACCEPTED: {Action.PROMOTE: S.ACCEPTED, Action.RESTORE: S.RESTORED, Action.REPORT: S.ACCEPTED,
-                 Action.COMMENT: S.ACCEPTED, Action.ATTACH_AFFECTED: S.ACCEPTED},
+                 Action.COMMENT: S.ACCEPTED, Action.ATTACH_AFFECTED: S.ACCEPTED, Action.SOLUTION: S.RESTORED,
+                 Action.FEEDBACK: S.ACCEPTED, Action.PAUSE: S.ACCEPTED, Action.DISPATCH: S.ACCEPTED},
     S.RESTORED: {Action.PROMOTE: S.RESTORED, Action.REPORT: S.RESTORED, Action.COMMENT: S.RESTORED,
-                 Action.CLOSE: S.CLOSED, Action.REOPEN: S.ACCEPTED},
-    S.CLOSED: {Action.COMMENT: S.CLOSED},
+                 Action.CLOSE: S.CLOSED, Action.REOPEN: S.ACCEPTED, Action.ATTACH_AFFECTED: S.RESTORED,
+                 Action.SOLUTION: S.RESTORED, Action.FEEDBACK: S.RESTORED},
+    S.CLOSED: {Action.COMMENT: S.CLOSED, Action.ATTACH_AFFECTED: S.CLOSED},
 }
 
 CASES = [(state, action) for state in S for action in DO]
@@ -90,7 +102,10 @@ def test_table_matches_expectations() -> None:
         for action in Action:
             targets = TRANSITIONS.get((state, action), frozenset())
             expected = LEGAL[state].get(action)
-            if expected is None and not (state is S.RESTORED and action is Action.ACCEPT):
+            # acknowledging a restored fault; resuming a pause and arriving after a dispatch need the step
+            # before them, which the table allows and the machine checks
+            needs_a_step = action in (Action.RESUME, Action.ONSITE)
+            if expected is None and not (state is S.RESTORED and action is Action.ACCEPT) and not needs_a_step:
                 assert not targets, (state, action)
             elif expected is not None:
                 assert expected in targets, (state, action)
@@ -152,24 +167,84 @@ def test_reopen_within_window_keeps_the_ticket() -> None:
     assert m.reopen(t3, at=T0 + timedelta(minutes=2)).ticket.state is S.OPEN
 
 
-def test_auto_close_after_fourteen_days_without_feedback() -> None:
-    t = in_state(S.RESTORED)
-    restored = t.restored_at
-    assert restored is not None and timedelta(days=14) == AUTO_CLOSE_AFTER
-    almost = restored + timedelta(days=14) - timedelta(seconds=1)
+def test_auto_close_two_weeks_after_the_solution_without_feedback() -> None:
+    t = in_state(S.RESTORED)  # restored by monitoring at +30 min: not a solution, never closes by itself
+    assert timedelta(days=14) == AUTO_CLOSE_AFTER
+    assert not m.auto_close_due(t, T0 + timedelta(days=60))
+    solved = T0 + timedelta(hours=2)
+    t = m.solution(t, at=solved, actor="li", note="replaced the power supply; spare ordered").ticket
+    assert (t.state, t.solution_at, t.restored_at) == (S.RESTORED, solved, T0 + timedelta(minutes=30))
+    almost = solved + timedelta(days=14) - timedelta(seconds=1)
     assert not m.auto_close_due(t, almost)
-    with pytest.raises(IllegalTransition, match="not restored or not quiet"):
+    with pytest.raises(IllegalTransition, match="not quiet"):
         m.auto_close(t, now=almost)
-    now = restored + timedelta(days=15)
-    t2, e = m.auto_close(t, now=now)
-    assert t2.state is S.CLOSED and t2.closed_at == restored + timedelta(days=14)
+    # a later comment (ours, or a promotion) does not move the two weeks
+    commented = m.comment(t, at=solved + timedelta(days=10), actor="li", note="client called, no answer").ticket
+    t2, e = m.auto_close(commented, now=solved + timedelta(days=15))
+    assert t2.state is S.CLOSED and t2.closed_at == solved + timedelta(days=14)
     assert e.actor == SYSTEM and e.kind is Action.CLOSE and "14" in e.note
-    # feedback after the restoration starts the two weeks again
-    t3 = m.comment(t, at=restored + timedelta(days=10), actor="client", note="still slow at night").ticket
-    assert not m.auto_close_due(t3, restored + timedelta(days=15))
-    assert m.auto_close_due(t3, restored + timedelta(days=24))
+    # the client's feedback starts them again
+    answered = m.feedback(t, at=solved + timedelta(days=10), actor="client", note="still slow at night").ticket
+    assert not m.auto_close_due(answered, solved + timedelta(days=15))
+    assert m.auto_close_due(answered, solved + timedelta(days=24))
+    assert m.auto_close(answered, now=solved + timedelta(days=30)).ticket.closed_at == solved + timedelta(days=24)
     # only restored tickets close by themselves
     assert not m.auto_close_due(in_state(S.ACCEPTED), T0 + timedelta(days=60))
+
+
+def test_a_solution_restores_a_request() -> None:
+    req = m.open_ticket(ticket_id="r-1", device="", rule="guidance", level=3, at=T0, actor="client",
+                        kind=TicketKind.GUIDANCE, summary="How do we add a VLAN?").ticket
+    assert req.opened_by == "client" and req.kind is TicketKind.GUIDANCE
+    with pytest.raises(IllegalTransition):
+        m.solution(req, at=T0 + timedelta(minutes=5), actor="li", note="steps sent by mail")  # not accepted
+    req = m.accept(req, at=T0 + timedelta(minutes=5), actor="li").ticket
+    with pytest.raises(IllegalTransition, match="needs"):
+        m.solution(req, at=T0 + timedelta(minutes=30), actor="li", note=" ")
+    req = m.solution(req, at=T0 + timedelta(minutes=30), actor="li", note="steps sent by mail").ticket
+    assert req.state is S.RESTORED and req.restored_at == req.solution_at == T0 + timedelta(minutes=30)
+
+
+def test_pause_and_resume_are_intervals_on_the_ticket() -> None:
+    t = in_state(S.ACCEPTED)
+    t = m.pause(t, at=T0 + timedelta(minutes=10), actor="li", note="handed to the ERP vendor").ticket
+    assert t.paused
+    with pytest.raises(IllegalTransition, match="already paused"):
+        m.pause(t, at=T0 + timedelta(minutes=11), actor="li", note="again")
+    t = m.resume(t, at=T0 + timedelta(hours=2), actor="li").ticket
+    assert not t.paused and t.pauses == ((T0 + timedelta(minutes=10), T0 + timedelta(hours=2),
+                                          "handed to the ERP vendor"),)
+    with pytest.raises(IllegalTransition, match="not paused"):
+        m.resume(t, at=T0 + timedelta(hours=3), actor="li")
+    with pytest.raises(IllegalTransition, match="needs"):
+        m.pause(t, at=T0 + timedelta(hours=3), actor="li", note="")
+
+
+def test_dispatch_then_on_site() -> None:
+    t = in_state(S.ACCEPTED)
+    with pytest.raises(IllegalTransition, match="nobody was dispatched"):
+        m.onsite(t, at=T0 + timedelta(minutes=20), actor="zhang")
+    t = m.dispatch(t, at=T0 + timedelta(minutes=5), actor="li", note="Zhang").ticket
+    with pytest.raises(IllegalTransition, match="already dispatched"):
+        m.dispatch(t, at=T0 + timedelta(minutes=6), actor="li")
+    t = m.onsite(t, at=T0 + timedelta(minutes=25), actor="zhang").ticket
+    assert (t.dispatched_at, t.onsite_at) == (T0 + timedelta(minutes=5), T0 + timedelta(minutes=25))
+    with pytest.raises(IllegalTransition, match="already on site"):
+        m.onsite(t, at=T0 + timedelta(minutes=30), actor="zhang")
+
+
+def test_late_facts_keep_their_time_and_people_cannot_backdate() -> None:
+    t = in_state(S.ACCEPTED)  # accepted at +3 min by zhang
+    t = m.comment(t, at=T0 + timedelta(minutes=50), actor="zhang", note="on the phone with the ISP").ticket
+    # the agent's backlog shows the link came back at +40 min: added with its own time
+    back = T0 + timedelta(minutes=40)
+    late = m.restore(t, at=back, recorded=T0 + timedelta(hours=3)).ticket
+    assert late.restored_at == back and late.events[-1].recorded_at == T0 + timedelta(hours=3)
+    assert late.accepted_at == t.accepted_at and late.events[:-1] == t.events  # nothing people did changed
+    with pytest.raises(IllegalTransition, match="before the ticket's last change"):
+        m.comment(t, at=T0 + timedelta(minutes=45), actor="zhang", note="earlier")
+    with pytest.raises(IllegalTransition, match="before the ticket was opened"):
+        m.attach_affected(t, devices=["acc-9"], at=T0 - timedelta(minutes=1))
 
 
 def test_every_change_is_an_event_with_time_and_actor() -> None:

@@ -22,7 +22,7 @@ def test_ticket_json_shape_and_clocks() -> None:
     t = m.open_ticket(ticket_id="20261125-0001", device="core-sw-1", rule="backbone_unreachable", level=3,
                       at=T0, affected=["acc-1", "acc-2"]).ticket
     t = m.promote(t, level=2, at=T0 + timedelta(minutes=5)).ticket
-    t = m.accept(t, at=T0 + timedelta(minutes=12), actor="zhang").ticket  # level 2 response: < 10 min
+    t = m.accept(t, at=T0 + timedelta(minutes=12), actor="zhang").ticket
     now = T0 + timedelta(minutes=30)
     clocks = ticket_clocks(t, calendar=load_calendar(), limits=load_contract_rules(RULES).clocks, now=now)
     out = ticket_json(t, clocks_by_name(clocks))
@@ -34,12 +34,15 @@ def test_ticket_json_shape_and_clocks() -> None:
     assert out["opened_at"] == "2026-11-25T10:00:00+08:00" and out["restored_at"] is None
     assert out["affected"] == ["acc-1", "acc-2"]
     resp = out["clocks"]["response"]
-    # contract.md: level 2 response < 10 min from the fault's start, promoted levels apply from the start
-    assert datetime.fromisoformat(resp["deadline"]) == T0 + timedelta(minutes=10)
-    assert datetime.fromisoformat(resp["met_at"]) == T0 + timedelta(minutes=12) and resp["breached"] is True
+    # contract.md: the response clock still runs at the promotion (10:05), so it ends at the earlier of its
+    # level-3 deadline (10:20) and the promotion plus level 2's 10 min (10:15): met at 10:12
+    assert datetime.fromisoformat(resp["deadline"]) == T0 + timedelta(minutes=15)
+    assert datetime.fromisoformat(resp["met_at"]) == T0 + timedelta(minutes=12) and resp["breached"] is False
     rest = out["clocks"]["restoration"]
     assert rest["met_at"] is None and rest["breached"] is False
-    assert set(out["clocks"]) == {"response", "restoration", "report"}
+    # nobody was dispatched: the on-site clock has no deadline
+    assert out["clocks"]["onsite"] == {"deadline": None, "met_at": None, "breached": False}
+    assert set(out["clocks"]) == {"response", "restoration", "report", "onsite"}
     kinds = [(e["kind"], e["actor"], e["from_state"], e["to_state"]) for e in out["events"]]
     assert kinds == [("open", "system", None, "open"), ("promote", "system", "open", "open"),
                      ("accept", "zhang", "open", "accepted")]

@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
     p = tsub.add_parser("issue", help="issue a token for NAME and print it (the only time it is shown)")
     _common(p)
     p.add_argument("name")
-    p.add_argument("--role", choices=["agent", "engineer"], default="agent")
+    p.add_argument("--role", choices=["agent", "engineer", "client"], default="agent",
+                   help="agent: ships data; engineer: works tickets; client: reads tickets, opens requests")
     p.set_defaults(handler=token_issue)
     p = tsub.add_parser("revoke", help="revoke the tokens of NAME")
     _common(p)

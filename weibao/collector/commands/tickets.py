@@ -1,14 +1,17 @@
 """``weibao tickets ...`` and ``weibao maintenance ...``: the tickets API from the command line (HTTP, httpx).
 
-    weibao tickets list [--state open,accepted] [--device D] [--level N] [--since ISO] [--json]
+    weibao tickets list [--state open,accepted] [--device D] [--level N] [--kind K] [--since ISO] [--json]
     weibao tickets show ID [--json]
-    weibao tickets accept|restore|report|comment|close ID [--note TEXT] [--json]
+    weibao tickets open --kind fault|guidance|request --summary TEXT [--device D] [--level N] [--note TEXT]
+    weibao tickets ACTION ID [--note TEXT] [--json]      every action of tickets/actions.py (accept, restore,
+                                                         report, solution, pause, resume, dispatch, onsite,
+                                                         comment, close; feedback and confirm for the client)
     weibao maintenance add --device D [--device D2 ...] --start ISO --end ISO [--reason TEXT] [--json]
     weibao maintenance list [--device D] [--json]
 
 Every command takes ``--collector URL`` (default ``$WEIBAO_COLLECTOR``, else http://127.0.0.1:8470) and
-``--token-file FILE`` (default ``$WEIBAO_TOKEN_FILE``) holding an engineer's token. Exit status: 0 done,
-1 the collector refused (its reason is printed), 2 a usage or connection problem.
+``--token-file FILE`` (default ``$WEIBAO_TOKEN_FILE``) holding an engineer's (or the client's) token. Exit
+status: 0 done, 1 the collector refused (its reason is printed), 2 a usage or connection problem.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from typing import Any
 
 import httpx
 
+from weibao.collector.tickets.actions import ACTIONS
+from weibao.collector.tickets.model import TicketKind
+
 DEFAULT_COLLECTOR = "http://127.0.0.1:8470"
-ACTIONS = ("accept", "restore", "report", "comment", "close")
 
 
 class CliError(Exception):
@@ -51,6 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state", help="comma-separated states: open, accepted, restored, closed")
     p.add_argument("--device")
     p.add_argument("--level", choices=["1", "2", "3"])
+    p.add_argument("--kind", choices=[k.value for k in TicketKind])
     p.add_argument("--since", help="opened at or after this ISO 8601 time (with an offset)")
     p.add_argument("--limit", type=int, default=500)
     p.set_defaults(handler=tickets_list)
@@ -58,12 +64,21 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.add_argument("id")
     p.set_defaults(handler=tickets_show)
-    for action in ACTIONS:
-        p = tsub.add_parser(action, help=f"{action} a ticket (you are the actor)")
+    p = tsub.add_parser("open", help="submit a request: a fault a user reports, guidance, a general request")
+    _common(p)
+    p.add_argument("--kind", choices=[k.value for k in TicketKind], default=TicketKind.FAULT.value)
+    p.add_argument("--summary", "-s", required=True, help="the subject, in a line")
+    p.add_argument("--note", "-m", default="", help="the details")
+    p.add_argument("--device", default="", help="the device it concerns, if any")
+    p.add_argument("--level", type=int, choices=[1, 2, 3], default=3, help="an engineer may set 1 or 2")
+    p.set_defaults(handler=tickets_open)
+    for name, spec in ACTIONS.items():
+        p = tsub.add_parser(name, help=spec.what)
         _common(p)
         p.add_argument("id")
-        p.add_argument("--note", "-m", default="", help="what was done / said (restore and comment need one)")
-        p.set_defaults(handler=tickets_action, action=action)
+        p.add_argument("--note", "-m", default="",
+                       help="what was done / said" + (" (required)" if spec.note_required else ""))
+        p.set_defaults(handler=tickets_action, action=name)
 
     m = subparsers.add_parser("maintenance", help="plan and list maintenance windows")
     msub = m.add_subparsers(dest="maintenance_command", required=True, metavar="ACTION")
@@ -130,14 +145,22 @@ def _clock(c: dict[str, Any]) -> str:
 
 
 def format_ticket(t: dict[str, Any]) -> str:
-    lines = [f"ticket {t['id']}  level {t['level']} {t.get('level_name', '')}  {t['state']}",
-             f"device   {t['device']}", f"rule     {t['rule']}"]
+    lines = [f"ticket {t['id']}  level {t['level']} {t.get('level_name', '')}  {t['state']}"
+             + ("  PAUSED" if t.get("paused") else ""),
+             f"device   {t['device'] or '-'}", f"rule     {t['rule']}"]
+    if t.get("summary"):
+        lines.append(f"summary  {t['summary']}  (by {t.get('opened_by', '-')})")
     if t.get("affected"):
         lines.append(f"affected {', '.join(t['affected'])}")
-    for key in ("opened_at", "accepted_at", "restored_at", "reported_at", "closed_at"):
-        lines.append(f"{key.removesuffix('_at'):<9}{_short(t.get(key))}")
+    for key in ("opened_at", "accepted_at", "restored_at", "reported_at", "solution_at", "dispatched_at",
+                "onsite_at", "closed_at"):
+        if key in ("opened_at", "accepted_at", "restored_at", "reported_at", "closed_at") or t.get(key):
+            lines.append(f"{key.removesuffix('_at'):<9}{_short(t.get(key))}")
+    for p in t.get("pauses", []):
+        lines.append(f"paused   {_short(p['start'])} - {_short(p['end'])}  {p['reason']}")
     for name, c in t.get("clocks", {}).items():
-        lines.append(f"clock {name:<12}{_clock(c)}")
+        if c.get("deadline"):
+            lines.append(f"clock {name:<12}{_clock(c)}")
     for e in t.get("events", []):
         note = f"  {e['note']}" if e.get("note") else ""
         lines.append(f"  {_short(e['at'])}  {e['actor']:<10} {e['kind']}{note}")
@@ -173,6 +196,15 @@ def tickets_list(args: argparse.Namespace) -> int:
 def tickets_show(args: argparse.Namespace) -> int:
     def work() -> None:
         data = _call(args, "GET", f"/api/v1/tickets/{args.id}")
+        _print(args, data, format_ticket(data))
+    return _run(args, work)
+
+
+def tickets_open(args: argparse.Namespace) -> int:
+    def work() -> None:
+        data = _call(args, "POST", "/api/v1/tickets", body={
+            "kind": args.kind, "summary": args.summary, "note": args.note, "device": args.device,
+            "level": args.level})
         _print(args, data, format_ticket(data))
     return _run(args, work)
 

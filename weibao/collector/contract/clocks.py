@@ -1,29 +1,35 @@
-"""The contract's three SLA clocks of a fault (response, restoration, report), computed as of ``now``.
+"""The contract's SLA clocks of a ticket (response, restoration, report, and on-site once an engineer is
+dispatched), computed as of ``now``.
 
-What each clock runs from and to (contract.md, "Clocks"; limits per level from rules/contract.yaml):
+What each clock runs from and to (contract.md, "Clocks" and the service table; limits per level from
+rules/contract.yaml):
 
-- **response** (响应时间): from the fault's start (when it was raised) to its acceptance by an engineer.
+- **response** (响应时间): from the ticket's opening (a fault detected, or a request submitted) to its
+  acceptance by an engineer.
 - **restoration** (业务恢复时间): from the response to the restoration of service (a workaround counts).
   It starts at the acceptance, but never later than the response deadline: a late acceptance breaches
-  the response clock and buys no extra restoration time. So while the fault is not yet accepted the
+  the response clock and buys no extra restoration time. So while the ticket is not yet accepted the
   restoration clock is shown as running from the response deadline (``start_provisional`` is True);
   accepting on time can only move its deadline earlier, never later. A restoration that happens before
   any acceptance (a fault that clears by itself) meets the clock at the restoration time.
 - **report** (故障处理汇报时间): from the acceptance to the report to the client's maintenance department,
-  with the same start as restoration (acceptance, at the latest the response deadline). "same_day" ends
-  at the end of the calendar day (Asia/Shanghai) of that start, "next_day" at the end of the day after.
+  with the same start as restoration. "same_day" ends at the end of the calendar day (Asia/Shanghai) of
+  that start, "next_day" at the end of the day after.
+- **on-site** (现场支持到达): from the dispatch of an engineer to the arrival on site; only once dispatched.
 
-Rules that hold for all three:
+Promotion (contract.md): what is done stays done. A clock already met or breached when the ticket is
+promoted keeps its result, and no promotion makes a clock breached at a moment before the promotion. A
+clock still running at a promotion then ends at the earlier of its deadline so far and the promotion moment
+plus the new level's limit ("same day" and "next day" counted from the day of the promotion). A clock that
+starts after a promotion runs at the level then in force.
 
-- The level's limits apply from the fault's start: after a promotion the caller recomputes the clocks
-  with the new level, and every deadline is measured again from the same start ("when a fault is
-  promoted, the clocks of the new level apply from the fault's start"). A clock met before the promotion
-  keeps its met time and is judged against the new deadline.
-- A clock is met when its event happens strictly before the deadline ("< 5 minutes"); it is breached
-  when its event came at or after the deadline, or has not come and ``now`` is at or past the deadline.
-- Events later than ``now`` are treated as not yet happened, so replaying history gives the clocks as
-  they stood at each moment.
-- Pauses (time spent on problems outside the contract's scope, handed over to the right party) do not
+Rules that hold for every clock:
+
+- A clock is met when its event happens strictly before the deadline ("< 5 minutes"); it is breached when
+  its event came at or after the deadline, or has not come and ``now`` is at or past the deadline.
+- Events later than ``now`` are treated as not yet happened, so replaying history gives the clocks as they
+  stood at each moment.
+- Paused time (a problem handed over to the department it belongs to: contract.md, "Excluded time") does not
   count: a deadline moves later by the paused time that falls before it. A pause still open (``end`` is
   None) is taken to end at ``now``: the deadline shown is where it would be if the pause ended now.
 - "9h working" limits count only working time (calendar); the pauses are removed from it as well.
@@ -86,9 +92,11 @@ class Clocks:
     response: Clock
     restoration: Clock
     report: Clock
+    onsite: Clock | None = None  # only once an engineer was dispatched
 
     def __iter__(self) -> Iterator[Clock]:
-        return iter((self.response, self.restoration, self.report))
+        found = (self.response, self.restoration, self.report, self.onsite)
+        return iter(tuple(c for c in found if c is not None))
 
     def as_dict(self) -> dict[str, dict[str, str | bool | None]]:
         """``{"response": {"deadline", "met_at", "breached"}, ...}`` with ISO 8601 times (the API shape)."""
@@ -133,9 +141,34 @@ def _happened(t: datetime | None, now: datetime) -> datetime | None:
     return local(t) if t is not None and t <= now else None
 
 
-def _clock(name: ClockName, level: int, start: datetime, provisional: bool, met_at: datetime | None,
+@dataclass(frozen=True, slots=True)
+class _Levels:
+    """The level at the opening and each promotion after it (time, new level), in order."""
+
+    initial: int
+    promotions: tuple[tuple[datetime, int], ...]
+
+    def at(self, t: datetime) -> int:
+        level = self.initial
+        for when, new in self.promotions:
+            if when <= t:
+                level = new
+        return level
+
+
+def _clock(name: ClockName, levels: _Levels, start: datetime, provisional: bool, met_at: datetime | None,
            limits: ClockRules, pauses: list[Interval], calendar: WorkingCalendar, now: datetime) -> Clock:
+    """One clock from ``start`` at the level then in force, each later promotion applied as contract.md says."""
+    level = levels.at(start)
     deadline = deadline_for(limits.limit(name, level), start, pauses, calendar)
+    for when, new in levels.promotions:
+        if when <= start or when > now:
+            continue
+        done = met_at is not None and met_at <= when
+        if done or deadline <= when:  # met or breached before the promotion: stays as it was
+            continue
+        level = new
+        deadline = min(deadline, deadline_for(limits.limit(name, new), when, pauses, calendar))
     breached = met_at >= deadline if met_at is not None else now >= deadline
     return Clock(name=name, level=level, start=start, start_provisional=provisional, deadline=deadline,
                  met_at=met_at, breached=breached, as_of=now)
@@ -143,22 +176,32 @@ def _clock(name: ClockName, level: int, start: datetime, provisional: bool, met_
 
 def compute_clocks(level: int, fault_start: datetime, accepted_at: datetime | None,
                    restored_at: datetime | None, reported_at: datetime | None, pauses: Sequence[Pause],
-                   calendar: WorkingCalendar, now: datetime, *, limits: ClockRules) -> Clocks:
-    """The three clocks of a fault of ``level`` (1, 2 or 3) as of ``now`` (see the module docstring)."""
-    if level not in (1, 2, 3):
-        raise ValueError(f"fault level must be 1, 2 or 3, not {level!r}")
+                   calendar: WorkingCalendar, now: datetime, *, limits: ClockRules,
+                   promotions: Sequence[tuple[datetime, int]] = (), dispatched_at: datetime | None = None,
+                   onsite_at: datetime | None = None) -> Clocks:
+    """The clocks of a ticket opened at ``fault_start`` at ``level`` (1, 2 or 3) and promoted at each of
+    ``promotions`` (time, new level), as of ``now`` (see the module docstring)."""
+    for lvl in (level, *(new for _, new in promotions)):
+        if lvl not in (1, 2, 3):
+            raise ValueError(f"fault level must be 1, 2 or 3, not {lvl!r}")
     now = local(now)
     start = local(fault_start)
+    levels = _Levels(level, tuple(sorted(((local(w), n) for w, n in promotions), key=lambda p: p[0])))
     accepted = _happened(accepted_at, now)
     restored = _happened(restored_at, now)
     reported = _happened(reported_at, now)
     holes = merge(Interval(local(p.start), max(local(p.start), local(p.end) if p.end and p.end <= now
                                                else now))
                   for p in pauses if p.start <= now)
-    response = _clock(ClockName.RESPONSE, level, start, False, accepted, limits, holes, calendar, now)
+    response = _clock(ClockName.RESPONSE, levels, start, False, accepted, limits, holes, calendar, now)
     anchor = min(accepted, response.deadline) if accepted is not None else response.deadline
     provisional = accepted is None
-    restoration = _clock(ClockName.RESTORATION, level, anchor, provisional, restored, limits, holes,
+    restoration = _clock(ClockName.RESTORATION, levels, anchor, provisional, restored, limits, holes,
                          calendar, now)
-    report = _clock(ClockName.REPORT, level, anchor, provisional, reported, limits, holes, calendar, now)
-    return Clocks(response=response, restoration=restoration, report=report)
+    report = _clock(ClockName.REPORT, levels, anchor, provisional, reported, limits, holes, calendar, now)
+    dispatched = _happened(dispatched_at, now)
+    onsite = None
+    if dispatched is not None:
+        onsite = _clock(ClockName.ONSITE, levels, dispatched, False, _happened(onsite_at, now), limits, holes,
+                        calendar, now)
+    return Clocks(response=response, restoration=restoration, report=report, onsite=onsite)

@@ -120,6 +120,7 @@ class ClockName(StrEnum):
     RESPONSE = "response"
     RESTORATION = "restoration"
     REPORT = "report"
+    ONSITE = "onsite"  # the service table's on-site support (arrival) after an engineer is dispatched
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +190,8 @@ class _Clocks(_Strict):
     response: _ClockLevels
     restoration: _ClockLevels
     report: _ClockLevels
+    # the service table: on-site arrival within 15 min / 30 min / 1 h of the dispatch
+    onsite: _ClockLevels = _ClockLevels(level_1="15m", level_2="30m", level_3="1h")
 
 
 class _Evaluation(_Strict):

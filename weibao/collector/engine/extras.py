@@ -9,7 +9,7 @@
 - A threshold check of the inspection rules (any severity but info) that holds on every sample of a
   series for ``inspection_danger_after`` (24 h by contract) opens a level-3 ticket whose rule is the
   check's id; the ticket is restored when no series of that device and check holds any more. The
-  "since" times live in memory: after a restart the count starts again (open tickets stay open).
+  "since" times are kept in the state store (``danger_timers``): a restart does not start the 24 h again.
 """
 
 from __future__ import annotations
@@ -21,12 +21,17 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete, insert, select
+
+from weibao.collector.state.models import DangerTimer
 from weibao.collector.tickets import machine
+from weibao.collector.tickets.machine import later
 from weibao.collector.tickets.model import TicketError, TicketState
-from weibao.collector.tickets.ops import ACTIVE, TicketOps, later
+from weibao.collector.tickets.ops import ACTIVE, TicketOps
 from weibao.core.inspection.model import Severity
 from weibao.core.inspection.rules import ThresholdCheck
 from weibao.core.model import Sample
+from weibao.core.timeutil import SHANGHAI, from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +55,37 @@ class Extras:
         for c in checks:
             self.checks[c.metric].append(c)
         self.metrics = frozenset({UPS_METRIC, *self.checks})
-        self._since: dict[tuple[str, str, str], datetime] = {}
+        self._since: dict[tuple[str, str, str], datetime] = self._load_timers()
         self._ticketed: set[tuple[str, str]] = set()
         ids = {c.id for c in checks}
         for t in ops.store.find(state=list(ACTIVE), limit=100_000):
             if t.rule in ids:
                 self._ticketed.add((t.device, t.rule))
+
+    # -- timers kept across restarts ---------------------------------------------------------------------
+    def _load_timers(self) -> dict[tuple[str, str, str], datetime]:
+        with self.ops.store.engine.connect() as conn:
+            rows = conn.execute(select(DangerTimer.device, DangerTimer.check_id, DangerTimer.labels,
+                                       DangerTimer.since_ms)).all()
+        return {(r.device, r.check_id, r.labels): from_ms(r.since_ms, SHANGHAI) for r in rows}
+
+    def _start_timer(self, key: tuple[str, str, str], since: datetime) -> None:
+        self._since[key] = since
+        with self.ops.store.engine.begin() as conn:
+            conn.execute(delete(DangerTimer).where(*self._where(key)))
+            conn.execute(insert(DangerTimer).values(device=key[0], check_id=key[1], labels=key[2],
+                                                    since_ms=to_ms(since)))
+
+    def _stop_timer(self, key: tuple[str, str, str]) -> datetime | None:
+        since = self._since.pop(key, None)
+        if since is not None:
+            with self.ops.store.engine.begin() as conn:
+                conn.execute(delete(DangerTimer).where(*self._where(key)))
+        return since
+
+    @staticmethod
+    def _where(key: tuple[str, str, str]) -> tuple[Any, ...]:
+        return (DangerTimer.device == key[0], DangerTimer.check_id == key[1], DangerTimer.labels == key[2])
 
     # -- events --------------------------------------------------------------------------------------------
     def event(self, device: str, kind: str, ts: datetime, data: Mapping[str, Any]) -> None:
@@ -116,11 +146,14 @@ class Extras:
         key = (s.device, check.id, labels)
         held = check.level_of(s.value)
         if held is not None and held[0] is not Severity.INFO:
-            since = self._since.setdefault(key, s.ts)
+            since = self._since.get(key)
+            if since is None:
+                since = s.ts
+                self._start_timer(key, since)
             if s.ts - since >= self.danger_after and (s.device, check.id) not in self._ticketed:
                 self._open_danger(check, s, since, held[0], held[1], labels)
             return
-        if self._since.pop(key, None) is None or (s.device, check.id) not in self._ticketed:
+        if self._stop_timer(key) is None or (s.device, check.id) not in self._ticketed:
             return
         if any(k[0] == s.device and k[1] == check.id for k in self._since):
             return

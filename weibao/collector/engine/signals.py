@@ -38,8 +38,9 @@ from weibao.collector.contract import (
 from weibao.collector.contract.rules import CategoryRules, Condition, TrackKey
 from weibao.collector.engine.setup import DeviceBook
 from weibao.collector.tickets import machine
+from weibao.collector.tickets.machine import later
 from weibao.collector.tickets.model import SYSTEM, IllegalTransition, Ticket, TicketError, TicketState
-from weibao.collector.tickets.ops import ACTIVE, NOT_CLOSED, TicketOps, later
+from weibao.collector.tickets.ops import ACTIVE, NOT_CLOSED, TicketOps
 
 log = logging.getLogger(__name__)
 

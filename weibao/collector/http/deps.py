@@ -71,6 +71,8 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
 
 Ctx = Annotated[Context, Depends(context)]
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
+# people: engineers and the client (reading tickets, opening requests; what each may do is the actions table's)
+Person = Annotated[Principal, Depends(require(Role.ENGINEER, Role.CLIENT))]
 Anyone = Annotated[Principal, Depends(authenticate)]
 
 

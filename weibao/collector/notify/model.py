@@ -20,6 +20,8 @@ class ChangeKind(StrEnum):
     RESTORED = "restored"
     REOPENED = "reopened"
     CLOSED = "closed"
+    SOLUTION = "solution"    # a solution was handed to the client
+    FEEDBACK = "feedback"    # the client answered
 
 
 _FROM_ACTION = {
@@ -28,6 +30,8 @@ _FROM_ACTION = {
     Action.RESTORE: ChangeKind.RESTORED,
     Action.REOPEN: ChangeKind.REOPENED,
     Action.CLOSE: ChangeKind.CLOSED,
+    Action.SOLUTION: ChangeKind.SOLUTION,
+    Action.FEEDBACK: ChangeKind.FEEDBACK,
 }
 
 _CHANGE_ZH = {
@@ -38,9 +42,11 @@ _CHANGE_ZH = {
     ChangeKind.RESTORED: "故障已恢复",
     ChangeKind.REOPENED: "故障复发，工单重开",
     ChangeKind.CLOSED: "工单已关闭",
+    ChangeKind.SOLUTION: "解决方案已提交",
+    ChangeKind.FEEDBACK: "客户反馈",
 }
 
-CLOCK_ZH = {"response": "响应", "restoration": "恢复", "report": "报告"}
+CLOCK_ZH = {"response": "响应", "restoration": "恢复", "report": "报告", "onsite": "现场到达"}
 
 
 def _local(ts: datetime | None) -> str:

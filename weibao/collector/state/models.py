@@ -98,3 +98,14 @@ class EventRow(Base):
     data: Mapped[str] = mapped_column(Text, default="{}")
     batch_id: Mapped[str] = mapped_column(String(36))
     agent: Mapped[str] = mapped_column(String(128))
+
+
+class DangerTimer(Base):
+    """Since when an inspection danger has held on one series (the contract engine's 24 h count), kept so
+    that a restart does not start the count again."""
+
+    __tablename__ = "danger_timers"
+    device: Mapped[str] = mapped_column(String(128), primary_key=True)
+    check_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    labels: Mapped[str] = mapped_column(Text, primary_key=True)
+    since_ms: Mapped[int] = mapped_column(BigInteger)

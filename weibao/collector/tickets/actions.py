@@ -12,11 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from weibao.collector.tickets import machine
-from weibao.collector.tickets.machine import Change
+from weibao.collector.tickets.machine import Change, later
 from weibao.collector.tickets.model import Ticket, TicketError
-from weibao.collector.tickets.ops import TicketOps, later
+
+if TYPE_CHECKING:  # the command line reads the table without loading the stores
+    from weibao.collector.tickets.ops import TicketOps
 
 # (ticket, at, actor, note) -> the change
 Apply = Callable[[Ticket, datetime, str, str], Change]
@@ -31,18 +34,41 @@ class ActionSpec:
     apply: Apply
     roles: frozenset[str]
     note_required: bool = False
+    what: str = ""  # one line for help texts and buttons' titles
 
 
-def _spec(name: str, apply: Apply, *roles: str, note: bool = False) -> tuple[str, ActionSpec]:
-    return name, ActionSpec(name, apply, frozenset(roles or ("engineer",)), note)
+def _spec(name: str, what: str, apply: Apply, *roles: str, note: bool = False) -> tuple[str, ActionSpec]:
+    return name, ActionSpec(name, apply, frozenset(roles or ("engineer",)), note, what)
 
+
+ENGINEER, CLIENT = "engineer", "client"
 
 ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(dict([
-    _spec("accept", lambda t, at, who, note: machine.accept(t, at=at, actor=who, note=note)),
-    _spec("restore", lambda t, at, who, note: machine.restore(t, at=at, actor=who, note=note), note=True),
-    _spec("report", lambda t, at, who, note: machine.report(t, at=at, actor=who, note=note)),
-    _spec("comment", lambda t, at, who, note: machine.comment(t, at=at, actor=who, note=note), note=True),
-    _spec("close", lambda t, at, who, note: machine.close(t, at=at, actor=who, note=note)),
+    _spec("accept", "take the ticket: stops the response clock",
+          lambda t, at, who, note: machine.accept(t, at=at, actor=who, note=note)),
+    _spec("restore", "service is back (a workaround counts): say how",
+          lambda t, at, who, note: machine.restore(t, at=at, actor=who, note=note), note=True),
+    _spec("report", "reported to the client's maintenance department: stops the report clock",
+          lambda t, at, who, note: machine.report(t, at=at, actor=who, note=note)),
+    _spec("solution", "hand the solution to the client: two weeks without feedback close the ticket",
+          lambda t, at, who, note: machine.solution(t, at=at, actor=who, note=note), note=True),
+    _spec("pause", "handed to another department: its clocks stop until resumed (say why)",
+          lambda t, at, who, note: machine.pause(t, at=at, actor=who, note=note), note=True),
+    _spec("resume", "back with us: the clocks run again",
+          lambda t, at, who, note: machine.resume(t, at=at, actor=who, note=note)),
+    _spec("dispatch", "an engineer is on the way: starts the on-site clock",
+          lambda t, at, who, note: machine.dispatch(t, at=at, actor=who, note=note)),
+    _spec("onsite", "the engineer arrived on site: stops the on-site clock",
+          lambda t, at, who, note: machine.onsite(t, at=at, actor=who, note=note)),
+    _spec("comment", "a remark in the ticket's history",
+          lambda t, at, who, note: machine.comment(t, at=at, actor=who, note=note), note=True),
+    _spec("close", "close a restored ticket (the client agreed)",
+          lambda t, at, who, note: machine.close(t, at=at, actor=who, note=note)),
+    # the client's two answers to a solution: not solved yet (the two weeks count again), or solved
+    _spec("feedback", "the client: not solved yet, or a question (the two weeks count again)",
+          lambda t, at, who, note: machine.feedback(t, at=at, actor=who, note=note), CLIENT, note=True),
+    _spec("confirm", "the client: solved, the ticket may be closed",
+          lambda t, at, who, note: machine.close(t, at=at, actor=who, note=note or "client confirmed"), CLIENT),
 ]))
 
 _PROBE_NOTE = "-"  # a stand-in note when trying an action that needs one

@@ -1,7 +1,12 @@
 """Pure functions that apply one action to a ticket and return the new ticket and the event recording it.
 
 Every function checks the action against ``TRANSITIONS`` and raises ``IllegalTransition`` (with the ticket,
-state and reason) when it is not allowed. Nothing here reads a clock: ``at`` is the event time of the change.
+state and reason) when it is not allowed. Nothing here reads a clock: ``at`` is the event time of the change,
+``recorded`` (when given) the time weibao learnt it.
+
+Time order: a person's action is never dated before the ticket's last change. What monitoring learns late
+(actor ``system``: a restoration, a promotion, an affected device from an agent's backlog) keeps the time it
+happened, even if that is before changes people made meanwhile; it is added, and changes nothing people did.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from weibao.collector.tickets.model import (
     IllegalTransition,
     Ticket,
     TicketEvent,
+    TicketKind,
     TicketState,
     level_is_higher,
 )
@@ -31,6 +37,11 @@ class Change(NamedTuple):
 
     ticket: Ticket
     event: TicketEvent
+
+
+def later(ticket: Ticket, at: datetime) -> datetime:
+    """``at``, or the ticket's last change if that is later: when a person acts, never before the last change."""
+    return max(at, ticket.last_activity)
 
 
 def allowed(state: TicketState | None, action: Action) -> frozenset[TicketState]:
@@ -54,7 +65,7 @@ def _aware(ticket_id: str, action: Action, at: datetime) -> None:
 
 def _apply(ticket: Ticket, action: Action, at: datetime, actor: str, *, note: str = "",
            target: TicketState | None = None, level: int | None = None, devices: tuple[str, ...] = (),
-           **fields: object) -> Change:
+           recorded: datetime | None = None, **fields: object) -> Change:
     _aware(ticket.id, action, at)
     if not actor:
         raise IllegalTransition(ticket.id, ticket.state, action, "every change needs an actor")
@@ -64,14 +75,17 @@ def _apply(ticket: Ticket, action: Action, at: datetime, actor: str, *, note: st
     _check(ticket.id, ticket.state, action, target)
     assert target is not None  # _check refused every other case
     to_state = target
-    if ticket.events and at < ticket.events[-1].at:
+    if actor != SYSTEM and ticket.events and at < ticket.last_activity:
         raise IllegalTransition(ticket.id, ticket.state, action,
                                 f"{at.isoformat()} is before the ticket's last change "
-                                f"({ticket.events[-1].at.isoformat()})")
+                                f"({ticket.last_activity.isoformat()})")
+    if at < ticket.opened_at:
+        raise IllegalTransition(ticket.id, ticket.state, action,
+                                f"{at.isoformat()} is before the ticket was opened ({ticket.opened_at.isoformat()})")
     new_level = ticket.level if level is None else level
     event = TicketEvent(ticket_id=ticket.id, seq=len(ticket.events), at=at, actor=actor, kind=action,
                         note=note, from_state=ticket.state, to_state=to_state,
-                        from_level=ticket.level, to_level=new_level, devices=devices)
+                        from_level=ticket.level, to_level=new_level, devices=devices, recorded_at=recorded)
     new = replace(ticket, state=to_state, level=new_level, events=(*ticket.events, event),
                   **fields)  # type: ignore[arg-type]  # fields are Ticket's own timestamp/affected fields
     return Change(new, event)
@@ -83,8 +97,10 @@ def _check_level(ticket_id: str, action: Action, level: int) -> None:
 
 
 def open_ticket(*, ticket_id: str, device: str, rule: str, level: int, at: datetime, actor: str = SYSTEM,
-                episode: str | None = None, affected: Iterable[str] = (), note: str = "") -> Change:
-    """A new ticket in state OPEN; ``at`` is when the fault was raised (the response clock starts there)."""
+                episode: str | None = None, affected: Iterable[str] = (), note: str = "",
+                kind: TicketKind = TicketKind.FAULT, summary: str = "", recorded: datetime | None = None) -> Change:
+    """A new ticket in state OPEN; ``at`` is when the fault was raised or the request submitted (the
+    response clock starts there)."""
     _aware(ticket_id, Action.OPEN, at)
     _check_level(ticket_id, Action.OPEN, level)
     _check(ticket_id, None, Action.OPEN, TicketState.OPEN)
@@ -93,19 +109,24 @@ def open_ticket(*, ticket_id: str, device: str, rule: str, level: int, at: datet
     devices = _unique(affected, exclude=device)
     event = TicketEvent(ticket_id=ticket_id, seq=0, at=at, actor=actor, kind=Action.OPEN, note=note,
                         from_state=None, to_state=TicketState.OPEN, from_level=None, to_level=level,
-                        devices=devices)
+                        devices=devices, recorded_at=recorded)
     ticket = Ticket(id=ticket_id, device=device, rule=rule, level=level, state=TicketState.OPEN,
-                    opened_at=at, affected=devices, episode=episode, events=(event,))
+                    opened_at=at, affected=devices, episode=episode, events=(event,), kind=kind, summary=summary)
     return Change(ticket, event)
 
 
-def promote(ticket: Ticket, *, level: int, at: datetime, actor: str = SYSTEM, note: str = "") -> Change:
+def promote(ticket: Ticket, *, level: int, at: datetime, actor: str = SYSTEM, note: str = "",
+            recorded: datetime | None = None) -> Change:
     """Raise the ticket's level; a level that is not higher than the current one is refused."""
     _check_level(ticket.id, Action.PROMOTE, level)
     if not level_is_higher(level, ticket.level):
         raise IllegalTransition(ticket.id, ticket.state, Action.PROMOTE,
                                 f"levels only rise: level {level} is not above level {ticket.level}")
-    return _apply(ticket, Action.PROMOTE, at, actor, note=note, level=level)
+    if ticket.promotions and at < ticket.promotions[-1][0]:
+        raise IllegalTransition(ticket.id, ticket.state, Action.PROMOTE,
+                                f"{at.isoformat()} is before the last promotion "
+                                f"({ticket.promotions[-1][0].isoformat()})")
+    return _apply(ticket, Action.PROMOTE, at, actor, note=note, level=level, recorded=recorded)
 
 
 def accept(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
@@ -116,7 +137,8 @@ def accept(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Chang
     return _apply(ticket, Action.ACCEPT, at, actor, note=note, accepted_at=at)
 
 
-def restore(ticket: Ticket, *, at: datetime, actor: str = SYSTEM, note: str = "") -> Change:
+def restore(ticket: Ticket, *, at: datetime, actor: str = SYSTEM, note: str = "",
+            recorded: datetime | None = None) -> Change:
     """Service is back: automatically when the fault clears, or by an engineer (a workaround counts).
 
     An engineer must say what was done (``note``); the automatic restoration may leave it empty.
@@ -124,7 +146,8 @@ def restore(ticket: Ticket, *, at: datetime, actor: str = SYSTEM, note: str = ""
     if actor != SYSTEM and not note.strip():
         raise IllegalTransition(ticket.id, ticket.state, Action.RESTORE,
                                 "an engineer restoring a ticket must say how (a note)")
-    return _apply(ticket, Action.RESTORE, at, actor, note=note, target=TicketState.RESTORED, restored_at=at)
+    return _apply(ticket, Action.RESTORE, at, actor, note=note, target=TicketState.RESTORED, restored_at=at,
+                  recorded=recorded)
 
 
 def report(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
@@ -148,20 +171,24 @@ def close(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change
 
 
 def auto_close_due(ticket: Ticket, now: datetime, *, quiet: timedelta = AUTO_CLOSE_AFTER) -> bool:
-    """True when a restored ticket has seen no change at all for ``quiet`` (two weeks by contract)."""
-    return ticket.state is TicketState.RESTORED and now - ticket.last_activity >= quiet
+    """True when a restored ticket's solution has had no feedback from the client for ``quiet`` (two weeks
+    by contract). Counted from the solution (or the client's latest feedback after it), not from the last
+    comment; a ticket without a submitted solution never closes by itself."""
+    base = ticket.auto_close_from
+    return ticket.state is TicketState.RESTORED and base is not None and now - base >= quiet
 
 
 def auto_close(ticket: Ticket, *, now: datetime, quiet: timedelta = AUTO_CLOSE_AFTER) -> Change:
-    """Close a restored ticket that got no feedback for ``quiet``; ``closed_at`` is when the quiet ended."""
-    if not auto_close_due(ticket, now, quiet=quiet):
+    """Close a restored ticket whose solution got no feedback for ``quiet``; ``closed_at`` is when the quiet
+    ended (dated by the solution, so a later comment cannot delay it)."""
+    base = ticket.auto_close_from
+    if base is None or not auto_close_due(ticket, now, quiet=quiet):
         raise IllegalTransition(ticket.id, ticket.state, Action.CLOSE,
-                                f"not restored or not quiet for {quiet} (last change "
-                                f"{ticket.last_activity.isoformat()})")
-    at = ticket.last_activity + quiet
+                                f"not restored, no solution, or not quiet for {quiet} since the solution")
+    at = base + quiet
     days = quiet.days if quiet.days * 86400 == quiet.total_seconds() else None
     note = f"{days} 天无反馈，自动关闭" if days is not None else f"{quiet} 无反馈，自动关闭"
-    return close(ticket, at=at, actor=SYSTEM, note=note)
+    return _apply(ticket, Action.CLOSE, at, SYSTEM, note=note, target=TicketState.CLOSED, closed_at=at)
 
 
 def reopen_due(ticket: Ticket, at: datetime, *, window: timedelta = DEFAULT_REOPEN_WINDOW) -> bool:
@@ -185,14 +212,66 @@ def reopen(ticket: Ticket, *, at: datetime, actor: str = SYSTEM, note: str = "",
 
 
 def attach_affected(ticket: Ticket, *, devices: Iterable[str], at: datetime, actor: str = SYSTEM,
-                    note: str = "") -> Change:
+                    note: str = "", recorded: datetime | None = None) -> Change:
     """Devices whose upstream is this ticket's device went down: list them here instead of new tickets."""
     new = tuple(d for d in _unique(devices, exclude=ticket.device) if d not in ticket.affected)
     if not new:
         raise IllegalTransition(ticket.id, ticket.state, Action.ATTACH_AFFECTED,
                                 "no device that is not already listed")
     return _apply(ticket, Action.ATTACH_AFFECTED, at, actor, note=note, devices=new,
-                  affected=(*ticket.affected, *new))
+                  affected=(*ticket.affected, *new), recorded=recorded)
+
+
+def _need_note(ticket: Ticket, action: Action, note: str, what: str) -> None:
+    if not note.strip():
+        raise IllegalTransition(ticket.id, ticket.state, action, f"{action.value} needs {what} (a note)")
+
+
+def solution(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
+    """What was done, handed to the client: restores a request that is not restored yet; the two weeks
+    without feedback after which it closes by itself count from here."""
+    _need_note(ticket, Action.SOLUTION, note, "what was done")
+    restored = ticket.restored_at if ticket.restored_at is not None else at
+    return _apply(ticket, Action.SOLUTION, at, actor, note=note, target=TicketState.RESTORED, solution_at=at,
+                  restored_at=restored)
+
+
+def feedback(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
+    """The client's answer (not solved yet, a question): the two weeks count again from here."""
+    _need_note(ticket, Action.FEEDBACK, note, "the client's words")
+    return _apply(ticket, Action.FEEDBACK, at, actor, note=note)
+
+
+def pause(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
+    """Hand the problem over (application software, another department): its clocks stop until ``resume``."""
+    if ticket.paused:
+        raise IllegalTransition(ticket.id, ticket.state, Action.PAUSE, "already paused")
+    _need_note(ticket, Action.PAUSE, note, "a reason")
+    return _apply(ticket, Action.PAUSE, at, actor, note=note)
+
+
+def resume(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
+    if not ticket.paused:
+        raise IllegalTransition(ticket.id, ticket.state, Action.RESUME, "not paused")
+    return _apply(ticket, Action.RESUME, at, actor, note=note)
+
+
+def dispatch(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
+    """An engineer is sent on site: the on-site clock starts (15 min / 30 min / 1 h by level)."""
+    if ticket.dispatched_at is not None:
+        raise IllegalTransition(ticket.id, ticket.state, Action.DISPATCH,
+                                f"already dispatched at {ticket.dispatched_at.isoformat()}")
+    return _apply(ticket, Action.DISPATCH, at, actor, note=note, dispatched_at=at)
+
+
+def onsite(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
+    """The dispatched engineer arrived on site: stops the on-site clock."""
+    if ticket.dispatched_at is None:
+        raise IllegalTransition(ticket.id, ticket.state, Action.ONSITE, "nobody was dispatched")
+    if ticket.onsite_at is not None:
+        raise IllegalTransition(ticket.id, ticket.state, Action.ONSITE,
+                                f"already on site at {ticket.onsite_at.isoformat()}")
+    return _apply(ticket, Action.ONSITE, at, actor, note=note, onsite_at=at)
 
 
 def _unique(devices: Iterable[str], *, exclude: str) -> tuple[str, ...]:

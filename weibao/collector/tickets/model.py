@@ -1,8 +1,13 @@
-"""Fault tickets: states, actions, the one transition table, and the frozen Ticket / TicketEvent records.
+"""Tickets: kinds, states, actions, the one transition table, and the frozen Ticket / TicketEvent records.
 
-A ticket is one fault episode of one device, or one root cause: devices whose upstream is down are listed in
-``affected`` instead of opening tickets of their own. Levels follow the contract: 1 major, 2 severe,
-3 general; a *higher* level is a *smaller* number, and levels only rise.
+A ticket is one fault episode of one device, or one root cause (devices whose upstream is down are listed in
+``affected`` instead of opening tickets of their own), or a service request a person opened: a fault a user
+reports, a request for guidance, a general request (contract.md, "Fault levels"). Levels follow the
+contract: 1 major, 2 severe, 3 general; a *higher* level is a *smaller* number, and levels only rise.
+
+Every change is an event with ``at``, the time it happened (event time: for what monitoring learns, the
+samples' time), and ``recorded_at``, when weibao wrote it: the two differ for what is learnt late (an agent's
+backlog). Facts learnt late are added as events of their own time; they never undo what people did.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ DEFAULT_REOPEN_WINDOW = timedelta(minutes=30)
 AUTO_CLOSE_AFTER = timedelta(days=14)
 
 
+class TicketKind(StrEnum):
+    FAULT = "fault"          # detected by monitoring, or a fault a user reports
+    GUIDANCE = "guidance"    # a request for guidance (技术咨询)
+    REQUEST = "request"      # a general request (一般服务请求)
+
+
 class TicketState(StrEnum):
     OPEN = "open"
     ACCEPTED = "accepted"
@@ -46,6 +57,12 @@ class Action(StrEnum):
     CLOSE = "close"
     REOPEN = "reopen"
     ATTACH_AFFECTED = "attach_affected"
+    SOLUTION = "solution"    # what was done, handed to the client: the two-week auto-close counts from it
+    FEEDBACK = "feedback"    # the client's answer: restarts the two-week count
+    PAUSE = "pause"          # handed over to another department: the time until RESUME leaves every clock
+    RESUME = "resume"
+    DISPATCH = "dispatch"    # an engineer sent on site: starts the on-site clock
+    ONSITE = "onsite"        # the engineer arrived: stops it
 
 
 _O, _A, _R, _C = TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED, TicketState.CLOSED
@@ -53,6 +70,8 @@ _O, _A, _R, _C = TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED, T
 # The one transition table: (state before, action) -> states the action may lead to. ``None`` is "no ticket
 # yet". A pair that is absent is an illegal transition. Only REOPEN has two targets: a ticket that an
 # engineer had accepted goes back to ACCEPTED (the response was given), otherwise to OPEN.
+_ALL = (TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED, TicketState.CLOSED)
+_WORKED = (TicketState.OPEN, TicketState.ACCEPTED)  # not yet restored
 TRANSITIONS: Mapping[tuple[TicketState | None, Action], frozenset[TicketState]] = {
     (None, Action.OPEN): frozenset({_O}),
     (_O, Action.ACCEPT): frozenset({_A}),
@@ -70,10 +89,18 @@ TRANSITIONS: Mapping[tuple[TicketState | None, Action], frozenset[TicketState]] 
     (_A, Action.COMMENT): frozenset({_A}),
     (_R, Action.COMMENT): frozenset({_R}),
     (_C, Action.COMMENT): frozenset({_C}),
-    (_O, Action.ATTACH_AFFECTED): frozenset({_O}),
-    (_A, Action.ATTACH_AFFECTED): frozenset({_A}),
+    # what monitoring learns late about an outage is added, whatever people did meanwhile
+    **{(s, Action.ATTACH_AFFECTED): frozenset({s}) for s in _ALL},
     (_R, Action.CLOSE): frozenset({_C}),
     (_R, Action.REOPEN): frozenset({_O, _A}),
+    # a solution handed over restores service for a request; after a restoration it completes the ticket
+    (_A, Action.SOLUTION): frozenset({_R}),
+    (_R, Action.SOLUTION): frozenset({_R}),
+    **{(s, Action.FEEDBACK): frozenset({s}) for s in (_O, _A, _R)},
+    **{(s, Action.PAUSE): frozenset({s}) for s in _WORKED},
+    **{(s, Action.RESUME): frozenset({s}) for s in (_O, _A, _R)},
+    **{(s, Action.DISPATCH): frozenset({s}) for s in _WORKED},
+    **{(s, Action.ONSITE): frozenset({s}) for s in (_O, _A, _R)},
 }
 
 
@@ -110,15 +137,16 @@ class TicketEvent:
     from_level: int | None = None
     to_level: int | None = None
     devices: tuple[str, ...] = ()  # devices named by attach_affected
+    recorded_at: datetime | None = None  # when weibao wrote it (None: at ``at``, or stored before it was kept)
 
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """One fault ticket and its whole history. Change it only through ``weibao.collector.tickets.machine``."""
+    """One ticket and its whole history. Change it only through ``weibao.collector.tickets.machine``."""
 
     id: str
-    device: str
-    rule: str
+    device: str  # "" for a request that names no device
+    rule: str  # the contract rule of a fault, or the kind of a request a person opened
     level: int
     state: TicketState
     opened_at: datetime
@@ -127,8 +155,13 @@ class Ticket:
     reported_at: datetime | None = None
     closed_at: datetime | None = None
     affected: tuple[str, ...] = ()
-    episode: str | None = None  # the fault episode (collector/contract) this ticket stands for
+    episode: str | None = None  # the fault episode (weibao/collector/contract) this ticket stands for
     events: tuple[TicketEvent, ...] = field(default=())
+    kind: TicketKind = TicketKind.FAULT
+    summary: str = ""  # a request's subject, as its submitter wrote it
+    solution_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    onsite_at: datetime | None = None
 
     @property
     def reopen_count(self) -> int:
@@ -137,7 +170,51 @@ class Ticket:
 
     @property
     def last_activity(self) -> datetime:
-        return self.events[-1].at if self.events else self.opened_at
+        return max(e.at for e in self.events) if self.events else self.opened_at
+
+    @property
+    def opened_by(self) -> str:
+        """``system`` for what monitoring opened, else the person who submitted it."""
+        return self.events[0].actor if self.events else SYSTEM
+
+    @property
+    def initial_level(self) -> int:
+        if not self.events:
+            return self.level
+        return self.events[0].to_level or self.level
+
+    @property
+    def promotions(self) -> tuple[tuple[datetime, int], ...]:
+        """(time, new level) of every promotion, in order: the clocks apply each (contract.md)."""
+        return tuple((e.at, e.to_level) for e in self.events
+                     if e.kind is Action.PROMOTE and e.to_level is not None)
+
+    @property
+    def pauses(self) -> tuple[tuple[datetime, datetime | None, str], ...]:
+        """(start, end or None while still paused, reason) of every pause, from the pause / resume events."""
+        out: list[tuple[datetime, datetime | None, str]] = []
+        for e in self.events:
+            if e.kind is Action.PAUSE:
+                out.append((e.at, None, e.note))
+            elif e.kind is Action.RESUME and out and out[-1][1] is None:
+                out[-1] = (out[-1][0], e.at, out[-1][2])
+        return tuple(out)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1][1] is None
+
+    @property
+    def auto_close_from(self) -> datetime | None:
+        """Where the two weeks without feedback count from: the latest solution, or the client's latest
+        feedback after it; None without a submitted solution (a restoration by monitoring alone is not one)."""
+        if self.solution_at is None:
+            return None
+        base = self.solution_at
+        for e in self.events:
+            if e.kind is Action.FEEDBACK and e.at > base:
+                base = e.at
+        return base
 
 
 def level_is_higher(new: int, old: int) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from weibao.collector.notify.model import Notification, for_event
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.machine import Change
-from weibao.collector.tickets.model import SYSTEM, Ticket, TicketError, TicketState
+from weibao.collector.tickets.model import SYSTEM, Ticket, TicketError, TicketKind, TicketState
 from weibao.collector.tickets.store import ConcurrentUpdate, TicketRow, TicketStore
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,6 @@ NOT_CLOSED = (TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED)
 _RETRIES = 5
 
 Notify = Callable[[Notification], object]
-
-
-def later(ticket: Ticket, at: datetime) -> datetime:
-    """``at``, or the ticket's last change if that is later (a change is never before the previous one)."""
-    return max(at, ticket.last_activity)
 
 
 class TicketOps:
@@ -74,9 +69,11 @@ class TicketOps:
         raise TicketError(f"ticket {ticket_id} kept changing under us; try again")
 
     def open(self, *, device: str, rule: str, at: datetime, episode: str | None, note: str = "",
-             affected: Iterable[str] = (), level: int = 3) -> Ticket:
+             affected: Iterable[str] = (), level: int = 3, actor: str = SYSTEM,
+             kind: TicketKind = TicketKind.FAULT, summary: str = "") -> Ticket:
         change = machine.open_ticket(ticket_id=self.store.next_id(at), device=device, rule=rule, level=level,
-                                     at=at, actor=SYSTEM, episode=episode, affected=affected, note=note)
+                                     at=at, actor=actor, episode=episode, affected=affected, note=note, kind=kind,
+                                     summary=summary)
         return self._saved(change)
 
     def save_copy(self, ticket: Ticket) -> None:

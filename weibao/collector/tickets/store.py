@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
 from weibao.collector.state.models import Base
-from weibao.collector.tickets.model import Action, Ticket, TicketError, TicketEvent, TicketState
+from weibao.collector.tickets.model import Action, Ticket, TicketError, TicketEvent, TicketKind, TicketState
 from weibao.core.timeutil import SHANGHAI, from_ms, to_ms
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ class TicketRow(Base):
     affected: Mapped[str] = mapped_column(Text, default="[]")
     episode: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer)  # number of events stored
+    kind: Mapped[str] = mapped_column(String(16), default="fault", server_default="fault")
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
+    solution_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    dispatched_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    onsite_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TicketEventRow(Base):
@@ -80,6 +85,7 @@ class TicketEventRow(Base):
     from_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
     devices: Mapped[str] = mapped_column(Text, default="[]")
+    recorded_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TicketCounterRow(Base):
@@ -121,7 +127,8 @@ def _event(row: TicketEventRow) -> TicketEvent:
                        kind=Action(row.kind), note=row.note,
                        from_state=TicketState(row.from_state) if row.from_state else None,
                        to_state=TicketState(row.to_state) if row.to_state else None,
-                       from_level=row.from_level, to_level=row.to_level, devices=tuple(json.loads(row.devices)))
+                       from_level=row.from_level, to_level=row.to_level, devices=tuple(json.loads(row.devices)),
+                       recorded_at=_opt_dt(row.recorded_ms))
 
 
 def _ticket(row: TicketRow, events: Sequence[TicketEventRow]) -> Ticket:
@@ -129,7 +136,9 @@ def _ticket(row: TicketRow, events: Sequence[TicketEventRow]) -> Ticket:
                   opened_at=_local(row.opened_ms), accepted_at=_opt_dt(row.accepted_ms),
                   restored_at=_opt_dt(row.restored_ms), reported_at=_opt_dt(row.reported_ms),
                   closed_at=_opt_dt(row.closed_ms), affected=tuple(json.loads(row.affected)),
-                  episode=row.episode, events=tuple(_event(e) for e in events))
+                  episode=row.episode, events=tuple(_event(e) for e in events), kind=TicketKind(row.kind),
+                  summary=row.summary, solution_at=_opt_dt(row.solution_ms),
+                  dispatched_at=_opt_dt(row.dispatched_ms), onsite_at=_opt_dt(row.onsite_ms))
 
 
 def _same(row: TicketEventRow | None, event: TicketEvent) -> bool:
@@ -191,7 +200,9 @@ class TicketStore:
                     opened_ms=to_ms(ticket.opened_at), accepted_ms=_opt_ms(ticket.accepted_at),
                     restored_ms=_opt_ms(ticket.restored_at), reported_ms=_opt_ms(ticket.reported_at),
                     closed_ms=_opt_ms(ticket.closed_at), affected=json.dumps(list(ticket.affected)),
-                    episode=ticket.episode, version=len(ticket.events))
+                    episode=ticket.episode, version=len(ticket.events), kind=ticket.kind.value,
+                    summary=ticket.summary, solution_ms=_opt_ms(ticket.solution_at),
+                    dispatched_ms=_opt_ms(ticket.dispatched_at), onsite_ms=_opt_ms(ticket.onsite_at))
                 if row is None:
                     s.add(TicketRow(id=ticket.id, **values))
                     s.flush()
@@ -204,7 +215,8 @@ class TicketStore:
                                          from_state=e.from_state.value if e.from_state else None,
                                          to_state=e.to_state.value if e.to_state else None,
                                          from_level=e.from_level, to_level=e.to_level,
-                                         devices=json.dumps(list(e.devices))))
+                                         devices=json.dumps(list(e.devices)),
+                                         recorded_ms=_opt_ms(e.recorded_at)))
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again") from exc
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -11,7 +11,7 @@ from weibao.collector.contract.clocks import Clocks, Pause, compute_clocks
 from weibao.collector.contract.rules import ClockRules
 from weibao.collector.tickets.model import LEVEL_NAMES_ZH, Ticket, TicketEvent
 
-CLOCK_NAMES = ("response", "restoration", "report")
+CLOCK_NAMES = ("response", "restoration", "report", "onsite")
 
 
 class ClockLike(Protocol):
@@ -49,14 +49,17 @@ def event_json(event: TicketEvent) -> dict[str, Any]:
         "from_level": event.from_level,
         "to_level": event.to_level,
         "devices": list(event.devices),
+        "recorded_at": _ts(event.recorded_at),
     }
 
 
-def ticket_clocks(ticket: Ticket, *, calendar: WorkingCalendar, limits: ClockRules, now: datetime,
-                  pauses: Sequence[Pause] = ()) -> Clocks:
-    """The ticket's three clocks as of ``now``, at its current level, from its opening (contract.md)."""
-    return compute_clocks(ticket.level, ticket.opened_at, ticket.accepted_at, ticket.restored_at,
-                          ticket.reported_at, pauses, calendar, now, limits=limits)
+def ticket_clocks(ticket: Ticket, *, calendar: WorkingCalendar, limits: ClockRules, now: datetime) -> Clocks:
+    """The ticket's clocks as of ``now``: from its opening at its first level, each promotion applied as the
+    contract says, its paused time left out, the on-site clock once dispatched (contract.md)."""
+    pauses = [Pause(start, end, reason) for start, end, reason in ticket.pauses]
+    return compute_clocks(ticket.initial_level, ticket.opened_at, ticket.accepted_at, ticket.restored_at,
+                          ticket.reported_at, pauses, calendar, now, limits=limits, promotions=ticket.promotions,
+                          dispatched_at=ticket.dispatched_at, onsite_at=ticket.onsite_at)
 
 
 def clocks_by_name(clocks: Clocks) -> dict[str, ClockLike]:
@@ -65,8 +68,9 @@ def clocks_by_name(clocks: Clocks) -> dict[str, ClockLike]:
 
 def ticket_json(ticket: Ticket, clocks: Mapping[str, ClockLike] | None = None, *,
                 with_events: bool = True) -> dict[str, Any]:
-    """One ticket as JSON. ``clocks`` maps "response", "restoration", "report" to clock results; a missing
-    clock shows no deadline (the caller had no calendar to compute it)."""
+    """One ticket as JSON. ``clocks`` maps "response", "restoration", "report" (and "onsite" once dispatched)
+    to clock results; a missing clock shows no deadline (the caller had no calendar to compute it; "onsite"
+    before any dispatch)."""
     clocks = clocks or {}
     out: dict[str, Any] = {
         "id": ticket.id,
@@ -83,6 +87,14 @@ def ticket_json(ticket: Ticket, clocks: Mapping[str, ClockLike] | None = None, *
         "clocks": {name: clock_json(clocks.get(name)) for name in CLOCK_NAMES},
         "affected": list(ticket.affected),
         "episode": ticket.episode,
+        "kind": ticket.kind.value,
+        "summary": ticket.summary,
+        "opened_by": ticket.opened_by,
+        "solution_at": _ts(ticket.solution_at),
+        "dispatched_at": _ts(ticket.dispatched_at),
+        "onsite_at": _ts(ticket.onsite_at),
+        "paused": ticket.paused,
+        "pauses": [{"start": _ts(s), "end": _ts(e), "reason": r} for s, e, r in ticket.pauses],
     }
     if with_events:
         out["events"] = [event_json(e) for e in ticket.events]

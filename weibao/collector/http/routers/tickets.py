@@ -1,9 +1,13 @@
-"""Tickets and the contract engine's state; every route needs an engineer's token.
+"""Tickets and the contract engine's state, for people's tokens (engineer, client).
 
-    GET  /api/v1/tickets                    ?state=open,accepted &device= &level= &since=ISO &limit=
+    GET  /api/v1/tickets                    ?state=open,accepted &device= &level= &kind= &since=ISO &limit=
     GET  /api/v1/tickets/{id}               one ticket with clocks and events
-    POST /api/v1/tickets/{id}/{action}      an action of tickets/actions.py, body {"note": ...}
-    GET  /api/v1/contract                   the engine's state: enabled, ready, devices, queue, clock
+    POST /api/v1/tickets                    a request a person submits: {"kind", "summary", "note", "device",
+                                            "level"}; the response clock runs from now; level 3 unless an
+                                            engineer sets another
+    POST /api/v1/tickets/{id}/{action}      an action of tickets/actions.py, body {"note": ...}: who may take
+                                            which action is that table's (403 otherwise)
+    GET  /api/v1/contract                   the engine's state: enabled, ready, devices, queue, clock (engineers)
 
 Tickets are answered as ``weibao.collector.tickets.views.ticket_json`` shapes them, clocks as of the
 request. The actor of a change is the token's name. 404 for an unknown ticket or action, 409 (with the
@@ -19,12 +23,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from weibao.collector.auth import Role
 from weibao.collector.contract.calendar import local
 from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.errors import Refused
-from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
+from weibao.collector.http.deps import Ctx, Engineer, Person, json_response, read_body
 from weibao.collector.tickets.actions import ACTIONS, UnknownAction, perform
-from weibao.collector.tickets.model import IllegalTransition, Ticket, TicketState
+from weibao.collector.tickets.model import IllegalTransition, Ticket, TicketKind, TicketState
 from weibao.collector.tickets.views import clocks_by_name, ticket_json
 from weibao.collector.validate import bad_field, parse, parse_time
 
@@ -37,6 +42,19 @@ class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     note: str = Field("", max_length=10_000)
+
+
+class RequestBody(BaseModel):
+    """A request a person submits (contract.md: a fault a user reports, a request for guidance, a general
+    request)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: TicketKind = TicketKind.FAULT
+    summary: str = Field(min_length=1, max_length=200)
+    note: str = Field("", max_length=10_000)
+    device: str = Field("", max_length=128)
+    level: int = Field(3, ge=1, le=3)
 
 
 def now() -> datetime:
@@ -52,7 +70,7 @@ def not_found(ticket_id: str) -> Refused:
 
 
 @router.get("/api/v1/tickets")
-async def list_tickets(request: Request, ctx: Ctx, _who: Engineer) -> Response:
+async def list_tickets(request: Request, ctx: Ctx, _who: Person) -> Response:
     q = request.query_params
     states: list[TicketState] | None = None
     if q.getlist("state"):
@@ -63,6 +81,9 @@ async def list_tickets(request: Request, ctx: Ctx, _who: Engineer) -> Response:
     level = q.get("level")
     if level is not None and level not in ("1", "2", "3"):
         raise bad_field("level", "1, 2 or 3")
+    kind = q.get("kind")
+    if kind is not None and kind not in {k.value for k in TicketKind}:
+        raise bad_field("kind", f"one of {', '.join(k.value for k in TicketKind)}")
     since = parse_time(q["since"], "since") if q.get("since") else None
     limit = q.get("limit", "500")
     if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
@@ -72,13 +93,14 @@ async def list_tickets(request: Request, ctx: Ctx, _who: Engineer) -> Response:
     def read() -> list[dict[str, Any]]:
         at = now()
         found = svc.store.find(state=states, device=q.get("device"), opened_since=since, limit=int(limit))
-        return [view(svc, t, at) for t in found if level is None or t.level == int(level)]
+        return [view(svc, t, at) for t in found
+                if (level is None or t.level == int(level)) and (kind is None or t.kind.value == kind)]
 
     return json_response({"tickets": await run_in_threadpool(read)})
 
 
 @router.get("/api/v1/tickets/{ticket_id}")
-async def get_ticket(ctx: Ctx, _who: Engineer, ticket_id: str) -> Response:
+async def get_ticket(ctx: Ctx, _who: Person, ticket_id: str) -> Response:
     svc = ctx.contract
     ticket = await run_in_threadpool(svc.store.get, ticket_id)
     if ticket is None:
@@ -86,8 +108,24 @@ async def get_ticket(ctx: Ctx, _who: Engineer, ticket_id: str) -> Response:
     return json_response(view(svc, ticket, now()))
 
 
+@router.post("/api/v1/tickets", status_code=201)
+async def open_request(request: Request, ctx: Ctx, who: Person) -> Response:
+    body = parse(await read_body(request, MAX_BODY) or b"{}", RequestBody)
+    if body.level != 3 and who.role != Role.ENGINEER:
+        raise Refused(403, "forbidden", "only an engineer sets a level other than 3 (contract.md)")
+    if body.device:
+        unknown = await run_in_threadpool(ctx.registry.unknown, {body.device})
+        if unknown:
+            raise bad_field("device", f"unknown device {body.device!r}")
+    svc = ctx.contract
+    ticket = await run_in_threadpool(lambda: svc.ops.open(
+        device=body.device, rule=body.kind.value, at=now(), episode=None, note=body.note, level=body.level,
+        actor=who.name, kind=body.kind, summary=body.summary))
+    return json_response(view(svc, ticket, now()), 201)
+
+
 @router.post("/api/v1/tickets/{ticket_id}/{action}")
-async def change_ticket(request: Request, ctx: Ctx, who: Engineer, ticket_id: str, action: str) -> Response:
+async def change_ticket(request: Request, ctx: Ctx, who: Person, ticket_id: str, action: str) -> Response:
     if action not in ACTIONS:
         raise Refused(404, "not_found", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     body = parse(await read_body(request, MAX_BODY) or b"{}", ActionBody)
