@@ -239,3 +239,35 @@ def test_same_outage_other_categories(rules: ContractRules, calendar: WorkingCal
     feed(ev, "up", [("2026-11-24 20:00", "2026-11-24 21:40", 0), ("2026-11-24 21:40", "2026-11-24 22:00", 1)])
     _, d = decide(ev, rules, calendar, "2026-11-24 22:00")
     assert d.level == level
+
+
+def test_an_outage_across_17_30_by_either_reading(rules: ContractRules, calendar: WorkingCalendar) -> None:
+    from weibao.collector.contract.rules import WorkingSingle
+
+    # Tuesday 24 Nov, business: down 17:00-19:00, up again after
+    ev = make(rules, Category.BUSINESS)
+    feed(ev, "up", [("2026-11-24 16:30", "2026-11-24 17:00", 1), ("2026-11-24 17:00", "2026-11-24 19:00", 0),
+                    ("2026-11-24 19:00", "2026-11-24 19:10", 1)])
+    tracker = ev.tracker("dev-1", DOWN)
+    (ep,) = tracker.episodes(at("2026-11-24 19:10"))
+    cat = rules.categories[Category.BUSINESS]
+    now = at("2026-11-24 19:10")
+    # in_hours_part (the shipped reading): 17:00-17:30 = 30 min in working hours < 1 h; per day in working
+    # hours 30 min < 2 h; outside working hours 17:30-19:00 = 90 min < 3 h: level 3
+    default = level_of(ep, tracker.cumulative(now), cat, calendar, now)
+    assert rules.evaluation.working_single is WorkingSingle.IN_HOURS_PART and default.level == 3
+    # whole_outage: all 2 h count once part of it is in working hours: >= 1 h at 18:00, >= 2 h at 19:00
+    whole = level_of(ep, tracker.cumulative(now), cat, calendar, now, working_single=WorkingSingle.WHOLE_OUTAGE)
+    assert (whole.level, whole.since, whole.rule and whole.rule.id) == (1, at("2026-11-24 19:00"),
+                                                                         "business-working-single")
+    level_2 = level_of(ep, tracker.cumulative(now), cat, calendar, at("2026-11-24 18:30"),
+                       working_single=WorkingSingle.WHOLE_OUTAGE)
+    assert (level_2.level, level_2.since) == (2, at("2026-11-24 18:00"))
+    # an outage entirely after hours is not a working-hours outage under either reading
+    night = make(rules, Category.BUSINESS, "dev-2")
+    feed(night, "up", [("2026-11-24 19:30", "2026-11-24 20:00", 1), ("2026-11-24 20:00", "2026-11-24 22:00", 0)],
+         device="dev-2")
+    tr = night.tracker("dev-2", DOWN)
+    (nep,) = tr.episodes(at("2026-11-24 22:00"))
+    assert level_of(nep, tr.cumulative(at("2026-11-24 22:00")), cat, calendar, at("2026-11-24 22:00"),
+                    working_single=WorkingSingle.WHOLE_OUTAGE).level == 3

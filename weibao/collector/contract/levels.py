@@ -4,7 +4,9 @@ A fault starts at level 3 and is promoted as soon as any level-2 or level-1 cond
 holds, also while it is still going on (a working-hours business outage is level 2 at start + 1 h of
 working time). How each row is measured:
 
-- ``single``: the episode's own down time, counting only the row's hours (working / non_working / any).
+- ``single``: the episode's own down time, counting only the row's hours (working / non_working / any). For a
+  working-hours row, ``working_single`` (rules/contract.yaml ``evaluation.working_hours_single``) decides an
+  outage that crosses 17:30 or 08:30: only its in-hours part counts (the default), or all of it.
 - ``day`` / ``month``: the device's own down time on the calendar day / month (Asia/Shanghai) in the
   row's hours, over all its episodes up to this episode's end (or ``now``), this one included. An
   episode spanning midnight counts its time in both days. A cumulative row promotes the episode only if
@@ -33,7 +35,7 @@ from weibao.collector.contract.calendar import (
 )
 from weibao.collector.contract.episodes import Cumulative, Episode
 from weibao.collector.contract.intervals import Interval, clip_all, merge, subtract
-from weibao.collector.contract.rules import CategoryRules, Hours, RuleRow, Scope
+from weibao.collector.contract.rules import CategoryRules, Hours, RuleRow, Scope, WorkingSingle
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,15 @@ def _windows(scope: Scope, start: datetime, end: datetime) -> list[tuple[datetim
 
 
 def _row_since(row: RuleRow, threshold: timedelta, episode: Episode, history: list[Interval],
-               end: datetime, calendar: WorkingCalendar) -> datetime | None:
+               end: datetime, calendar: WorkingCalendar, working_single: WorkingSingle) -> datetime | None:
     own = clip_all(episode.down, episode.start, end)
     if not own:
         return None
     if row.scope == Scope.SINGLE:
-        return _crossing(counted(own, row.hours, calendar), threshold)
+        pieces = counted(own, row.hours, calendar)
+        if row.hours == Hours.WORKING and working_single == WorkingSingle.WHOLE_OUTAGE and pieces:
+            pieces = merge(own)  # some of it was in working hours: all of it counts
+        return _crossing(pieces, threshold)
     best: datetime | None = None
     for a, b in _windows(row.scope, own[0].start, own[-1].end):
         mine = counted(clip_all(own, a, b), row.hours, calendar)
@@ -111,7 +116,8 @@ def _row_since(row: RuleRow, threshold: timedelta, episode: Episode, history: li
 
 
 def level_of(episode: Episode, cumulative: Cumulative, category_rules: CategoryRules,
-             calendar: WorkingCalendar, now: datetime) -> LevelDecision:
+             calendar: WorkingCalendar, now: datetime, *,
+             working_single: WorkingSingle = WorkingSingle.IN_HOURS_PART) -> LevelDecision:
     """The level of ``episode`` as of ``now`` (see the module docstring).
 
     ``cumulative`` is the device's own down time for the episode's condition (``ConditionTracker
@@ -128,7 +134,7 @@ def level_of(episode: Episode, cumulative: Cumulative, category_rules: CategoryR
         found: tuple[datetime, RuleRow] | None = None
         for row in rows:
             l2, l1 = thresholds(row, protection)
-            t = _row_since(row, l1 if level == 1 else l2, episode, history, end, calendar)
+            t = _row_since(row, l1 if level == 1 else l2, episode, history, end, calendar, working_single)
             if t is not None and t <= end and (found is None or t < found[0]):
                 found = (t, row)
         if found is not None:

@@ -131,6 +131,14 @@ class ClockRules:
         return self.limits[clock][level]
 
 
+class WorkingSingle(StrEnum):
+    """How an outage that crosses the end (or start) of working hours counts for the "in working hours,
+    single" rows: the contract does not say."""
+
+    IN_HOURS_PART = "in_hours_part"    # only its time inside working hours counts (17:00-19:00 is 30 min)
+    WHOLE_OUTAGE = "whole_outage"      # all of it, once any part of it lies in working hours (2 h)
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluationSettings:
     clear_after_good_samples: int = 3
@@ -139,6 +147,7 @@ class EvaluationSettings:
     gap_after_missed_probes: float = 3.0
     default_probe_interval: timedelta = timedelta(seconds=60)
     upstream_tolerance: timedelta = timedelta(minutes=2)
+    working_single: WorkingSingle = WorkingSingle.IN_HOURS_PART
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +210,7 @@ class _Evaluation(_Strict):
     gap_after_missed_probes: float = Field(gt=1, le=100)
     default_probe_interval: str
     upstream_tolerance: str
+    working_hours_single: WorkingSingle = WorkingSingle.IN_HOURS_PART
 
     _durations = field_validator("hold_down", "reopen_window", "default_probe_interval",
                                  "upstream_tolerance")(_check_duration)
@@ -286,7 +296,7 @@ def load_contract_rules(path: Path | str) -> ContractRules:
         clear_after_good_samples=e.clear_after_good_samples, hold_down=parse_duration(e.hold_down),
         reopen_window=parse_duration(e.reopen_window), gap_after_missed_probes=e.gap_after_missed_probes,
         default_probe_interval=parse_duration(e.default_probe_interval),
-        upstream_tolerance=parse_duration(e.upstream_tolerance))
+        upstream_tolerance=parse_duration(e.upstream_tolerance), working_single=e.working_hours_single)
     if evaluation.default_probe_interval <= timedelta():
         raise ConfigError([src.problem(("evaluation", "default_probe_interval"), "must be longer than 0s")])
     categories = {

@@ -236,12 +236,14 @@ class FaultSync:
         cumulative = tracker.cumulative(now)
         category = self._category(ev, ep.device)
         steps: list[LevelDecision] = []
-        decision = level_of(ep, cumulative, category, self.calendar, now)
+        single = self.rules.evaluation.working_single
+        decision = level_of(ep, cumulative, category, self.calendar, now, working_single=single)
         while decision.rule is not None and decision.level < ticket.level:
             steps.insert(0, decision)
             if decision.since is None or decision.level == 2:
                 break
-            decision = level_of(ep, cumulative, category, self.calendar, decision.since - _TICK)
+            decision = level_of(ep, cumulative, category, self.calendar, decision.since - _TICK,
+                                working_single=single)
             if decision.level <= steps[0].level:
                 break
         for step in steps:
