@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from weibao.collector.contract.calendar import local
 from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.errors import Refused
-from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
+from weibao.collector.http.deps import Ctx, Engineer, audit, json_response, read_body
 from weibao.collector.tickets.actions import ACTIONS, UnknownAction, perform
 from weibao.collector.tickets.model import IllegalTransition, Ticket, TicketState
 from weibao.collector.tickets.views import clocks_by_name, ticket_json
@@ -96,12 +96,15 @@ async def change_ticket(request: Request, ctx: Ctx, who: Engineer, ticket_id: st
         ticket = await run_in_threadpool(lambda: perform(svc.ops, ticket_id, action, actor=who.name,
                                                          role=who.role.value, note=body.note, now=now))
     except UnknownAction as exc:
+        await audit(request, who, f"ticket.{action}", ticket_id, ok=False, detail=str(exc))
         raise Refused(403, "forbidden", str(exc)) from exc
     except IllegalTransition as exc:
+        await audit(request, who, f"ticket.{action}", ticket_id, ok=False, detail=exc.reason)
         return json_response({"error": str(exc), "reason": exc.reason,
                               "state": exc.state.value if exc.state else None, "action": exc.action.value}, 409)
     if ticket is None:
         raise not_found(ticket_id)
+    await audit(request, who, f"ticket.{action}", ticket_id, detail=body.note)
     return json_response(view(svc, ticket, now()))
 
 
