@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -50,7 +51,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _account(row: User) -> Account:
+def _account(row: Any) -> Account:
     return Account(row.id, row.name, UserRole(row.role), row.disabled, row.must_change, row.created_ms,
                    row.updated_ms)
 
@@ -94,18 +95,18 @@ def add(engine: Engine, name: str, role: UserRole, password: str, *, must_change
 def get(engine: Engine, name: str) -> Account | None:
     with engine.connect() as conn:
         row = conn.execute(select(User).where(User.name == name)).first()
-    return _account(row[0]) if row is not None else None
+    return _account(row) if row is not None else None
 
 
 def by_id(engine: Engine, user_id: int) -> Account | None:
     with engine.connect() as conn:
         row = conn.execute(select(User).where(User.id == user_id)).first()
-    return _account(row[0]) if row is not None else None
+    return _account(row) if row is not None else None
 
 
 def listing(engine: Engine) -> list[Account]:
     with engine.connect() as conn:
-        return [_account(r[0]) for r in conn.execute(select(User).order_by(User.name))]
+        return [_account(r) for r in conn.execute(select(User).order_by(User.name))]
 
 
 def _change(engine: Engine, name: str, **values: object) -> Account:
@@ -135,7 +136,7 @@ def authenticate(engine: Engine, name: str, password: str) -> Account | None:
     """The account if ``name`` exists, is enabled and ``password`` is its password; else None."""
     with engine.connect() as conn:
         row = conn.execute(select(User).where(User.name == name)).first() if len(name) <= 64 else None
-    user: User | None = row[0] if row is not None else None
+    user: Any = row
     stored = user.password_hash if user is not None else _DUMMY_HASH
     try:
         _HASHER.verify(stored, password[:MAX_PASSWORD])

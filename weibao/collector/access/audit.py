@@ -58,4 +58,4 @@ def entries(engine: Engine, *, actor: str | None = None, action: str | None = No
         q = q.where(AuditEntry.id < before_id)
     with engine.connect() as conn:
         return [Entry(r.id, r.at_ms, r.actor, r.role, r.address, r.via, r.action, r.target, r.outcome, r.detail)
-                for (r,) in conn.execute(q)]
+                for r in conn.execute(q)]

@@ -78,7 +78,7 @@ def resolve(engine: Engine, session_id: str, limits: Limits, *, at_ms: int | Non
         row = conn.execute(select(ConsoleSession).where(ConsoleSession.id_hash == key)).first()
     if row is None:
         return None
-    s: ConsoleSession = row[0]
+    s = row
     if (s.ended_ms is not None or at - s.seen_ms >= limits.idle_s * 1000
             or at - s.created_ms >= limits.absolute_s * 1000):
         if s.ended_ms is None:

@@ -41,7 +41,7 @@ def _count(conn: Connection, key: str, limit: int, limits: Limits, at_ms: int) -
     row = conn.execute(select(LoginThrottle).where(LoginThrottle.key == key)).first()
     failures, first, locked = 1, at_ms, None
     if row is not None:
-        t: LoginThrottle = row[0]
+        t = row
         locked = t.locked_until_ms
         if at_ms - t.first_ms < limits.window_ms:
             failures, first = t.failures + 1, t.first_ms
