@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -65,11 +66,15 @@ class Registry:
             self._known |= set(names)
         return {"registered": len(rows), "retired": int(retired or 0)}
 
-    def states(self) -> list[dict[str, Any]]:
-        """Every device with its last sample time, ``up`` and the newest value of the key metrics."""
+    def states(self, metrics: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every device with its last sample time, ``up`` and the newest value of the key metrics.
+
+        With ``metrics`` (which should include ``up``) only those are read, and the last sample time is the
+        newest of theirs: the console's overview reads ``up`` alone, one series per device.
+        """
         with self.engine.connect() as conn:
             devices = conn.execute(select(*Device.__table__.c).order_by(Device.name)).all()
-            latest = rollup.latest(conn)
+            latest = rollup.latest(conn, metrics=metrics)
         last_seen: dict[str, int] = {}
         values: dict[str, dict[str, float]] = {}
         for r in latest:

@@ -20,6 +20,7 @@ from weibao.core.wire import from_ms
 
 router = APIRouter()
 STATUSES = ("up", "down", "unknown")
+LIST_METRICS = ("up", "icmp.rtt_ms", "icmp.loss_pct", "cpu.util_pct", "mem.util_pct")
 
 
 def _matches(row: Any, q: str) -> bool:
@@ -38,7 +39,7 @@ async def device_list(request: Request, who: Reader) -> Response:
         raise Denied(422, f"status: one of {', '.join(STATUSES)}")
 
     def read() -> list[Any]:
-        rows = device_rows(ctx.registry.states(), contract_now(), settings(ctx).stale_after_s)
+        rows = device_rows(ctx.registry.states(metrics=LIST_METRICS), contract_now(), settings(ctx).stale_after_s)
         return [r for r in rows if (not q or _matches(r, q)) and (not status or r.status == status)]
 
     rows = await run_in_threadpool(read)

@@ -28,7 +28,7 @@ async def overview(request: Request, who: Reader) -> Response:
 
     def read() -> dict[str, Any]:
         now = contract_now()
-        devices = device_rows(ctx.registry.states(), now, stale)
+        devices = device_rows(ctx.registry.states(metrics=("up",)), now, stale)
         tickets = ticket_rows(svc, svc.store.find(state=list(NOT_CLOSED), limit=MAX_OPEN), now)
         tickets.sort(key=lambda r: r.urgency)
         open_of: dict[str, str] = {}
