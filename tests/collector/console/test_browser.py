@@ -5,9 +5,12 @@ Screenshots of the main pages at 1366x768 and 390x844 go to test-artifacts/conso
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -177,3 +180,37 @@ def test_the_overview_changes_when_a_device_goes_down_without_a_reload(browser: 
     expect(page.locator(".down-list")).to_contain_text("ups-1", timeout=10_000)  # refresh_s is 1 s here
     assert page.evaluate("window.__sameDocument") == 1  # the same document: refreshed in place
     page.context.close()
+
+
+def test_a_link_from_another_site_opens_the_ticket_in_the_logged_in_browser(browser: Browser, site: Site,
+                                                                             tmp_path: Path) -> None:
+    """A notification's link clicked in webmail: another site, so the SameSite=Strict cookie stays behind on
+    that first request; the console loads the page again from its own site and the ticket opens."""
+    tid = core_ticket(site)
+    (tmp_path / "mail.html").write_text(f'<a id="go" href="{site.peer.url}/tickets/{tid}">ticket</a>')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            return None
+
+    # 127.0.0.2 is another site than 127.0.0.1 for the browser's cookie rules
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = log_in(browser, site, "wang")
+        expect(page.locator("main h1")).to_contain_text("总览")
+        page.goto(f"http://127.0.0.2:{server.server_address[1]}/mail.html")
+        page.click("#go")
+        expect(page.locator("main h1")).to_contain_text(tid)
+        assert page.url == f"{site.peer.url}/tickets/{tid}"
+        # without a session the same link ends at the login form, once
+        other = browser.new_context().new_page()
+        other.goto(f"http://127.0.0.2:{server.server_address[1]}/mail.html")
+        other.click("#go")
+        expect(other.locator("input[name=password]")).to_be_visible()
+        assert other.url.startswith(f"{site.peer.url}/login?next=")
+        other.context.close()
+        page.context.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from weibao.collector.console.pages import ROUTERS
@@ -26,6 +26,7 @@ from weibao.collector.console.render import page
 from weibao.collector.console.web import SECURITY_HEADERS, Denied, LoginRequired, Redirect, is_partial, login_url
 
 STATIC = Path(__file__).parent / "static"
+_AGAIN = '<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0"><title>weibao</title>'
 
 
 class _Static(StaticFiles):
@@ -44,6 +45,10 @@ def install(app: FastAPI) -> None:
     async def login_required(request: Request, _exc: Exception) -> Response:
         if is_partial(request) or request.method != "GET":
             return PlainTextResponse("login required", status_code=401, headers=SECURITY_HEADERS)
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            # a link followed from elsewhere (a notification in webmail): the SameSite=Strict cookie stayed
+            # behind; load the page again from this site, which sends it (the login form if there is none)
+            return HTMLResponse(_AGAIN, headers=SECURITY_HEADERS)
         return RedirectResponse(login_url(request), status_code=303, headers=SECURITY_HEADERS)
 
     async def redirect(_request: Request, exc: Exception) -> Response:
