@@ -214,3 +214,16 @@ def test_a_link_from_another_site_opens_the_ticket_in_the_logged_in_browser(brow
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_english_switch_keeps_the_page(browser: Browser, site: Site) -> None:
+    page = log_in(browser, site, "wang")
+    page.goto(f"{site.peer.url}/devices?q=srv")
+    page.click("text=English")
+    expect(page.locator("main h1")).to_contain_text("Devices")
+    assert page.url == f"{site.peer.url}/devices?q=srv"  # back where it was, filter kept
+    page.goto(f"{site.peer.url}/")
+    expect(page.locator("main h1")).to_contain_text("Overview")
+    page.click("text=中文")
+    expect(page.locator("main h1")).to_contain_text("总览")
+    page.context.close()
