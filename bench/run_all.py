@@ -51,6 +51,9 @@ BENCHES = (
     Bench("contract", "contract engine: rule evaluation and fault detection latency",
           ("--devices", "5000", "--rounds", "5", "--trials", "2"),
           ("--devices", "1000", "--rounds", "3", "--trials", "1"), 300),
+    Bench("console", "web console: overview, ticket list, device page with 1,000 devices and 10,000 tickets",
+          ("--devices", "1000", "--tickets", "10000", "--requests", "25"),
+          ("--devices", "300", "--tickets", "3000", "--requests", "10"), 300),
     Bench("agent_memory", "resident memory: agent and collector vs prometheus-snmp-exporter",
           ("--devices", "1000,5000", "--rounds", "3"), ("--devices", "500", "--rounds", "2", "--max-s", "60"), 420),
 )

@@ -67,6 +67,12 @@ def test_demo_report_tickets_and_cleanup(tmp_path: Path) -> None:
     assert down, proc.stdout
     assert "nvr-2" in lines[down[0] + 1]
     assert any(re.search(r"\bups-1\s+\S*battery\S*\s+3\s", line) for line in lines), proc.stdout
+    # the console's address and a one-time password for the demo engineer, the same one each time it is shown
+    shown = set(re.findall(r"^console: (http://127\.0\.0\.1:\d+/)  user demo-engineer, one-time password (\S+) ",
+                           proc.stdout, re.M))
+    assert len(shown) == 1, proc.stdout
+    # the inspection report is on the console's reports shelf too
+    assert (out / "data" / "reports" / reports[-1].name).is_file()
     assert_released(simulated_endpoints(out / "inventory.yaml"))
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from tests.peers.collector import REPO, free_port, wait_http
 from tests.peers.snmpsim import read_recording, running_snmpsim
+from weibao.core.timeutil import to_ms
 from weibao.embedded.simlab import SnmpSim
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -100,7 +101,7 @@ def stored_keys(state: Path) -> set[tuple[str, str, int]]:
 def spooled(spool: Path) -> set[tuple[str, str, int]]:
     """(device, metric, ts_ms) of every sample in the agent's spool file."""
     with db(spool) as conn:
-        return {(p["device"], p["metric"], round(datetime.fromisoformat(p["ts"]).timestamp() * 1000)) for p in
+        return {(p["device"], p["metric"], to_ms(datetime.fromisoformat(p["ts"]))) for p in
                 (json.loads(r["payload"]) for r in conn.execute("SELECT payload FROM items WHERE kind = 's'"))}
 
 

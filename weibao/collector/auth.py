@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -12,6 +11,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from weibao.collector.errors import TokenError
 from weibao.collector.state.models import Token
+from weibao.core.timeutil import now_ms
 
 
 class Role(StrEnum):
@@ -40,10 +40,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def issue(engine: Engine, name: str, role: Role = Role.AGENT) -> str:
     """A new token for ``name``: the only time its text exists outside the caller is this return value."""
     token = "wb_" + secrets.token_urlsafe(32)
@@ -52,7 +48,7 @@ def issue(engine: Engine, name: str, role: Role = Role.AGENT) -> str:
         if active is not None:
             raise TokenError(f"{name!r} already holds an active token; revoke it first")
         conn.execute(insert(Token).values(name=name, role=str(role), token_hash=_hash(token),
-                                                     created_ms=_now_ms(), revoked_ms=None))
+                                                     created_ms=now_ms(), revoked_ms=None))
     return token
 
 
@@ -60,7 +56,7 @@ def revoke(engine: Engine, name: str) -> int:
     """Revoke every active token of ``name``; returns how many."""
     with engine.begin() as conn:
         res = conn.execute(update(Token).where(Token.name == name, Token.revoked_ms.is_(None))
-                           .values(revoked_ms=_now_ms()))
+                           .values(revoked_ms=now_ms()))
         count = int(res.rowcount or 0)
     if count == 0:
         raise TokenError(f"{name!r} holds no active token")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -84,6 +85,50 @@ class ContractConfig(_Strict):
     live_horizon_s: float = Field(3600.0, gt=0)
 
 
+class LoginLimits(_Strict):
+    """Login throttling: failures counted per account and per address within ``window_s``; reaching a limit
+    locks that account (or address) for ``lockout_s``, whatever password comes next."""
+
+    account_failures: int = Field(5, ge=1, le=1000)
+    address_failures: int = Field(20, ge=1, le=100_000)
+    window_s: float = Field(900, gt=0, le=86_400)
+    lockout_s: float = Field(900, gt=0, le=86_400)
+
+
+class ConsoleConfig(_Strict):
+    """The web console served at ``/`` beside the API."""
+
+    # the address people reach the console at, e.g. https://weibao.example.internal; notifications link
+    # to ``{base_url}/tickets/{id}``; without it they carry no link
+    base_url: str | None = None
+    idle_timeout_s: float = Field(1800, ge=60, le=7 * 86_400)
+    absolute_timeout_s: float = Field(12 * 3600, ge=60, le=30 * 86_400)
+    # cookies are Secure when the console is reached over TLS (the request, or an https base_url);
+    # "always" for a TLS-terminating proxy that forwards plain HTTP without an https base_url
+    secure_cookies: Literal["auto", "always"] = "auto"
+    login: LoginLimits = LoginLimits()
+    refresh_s: float = Field(10, ge=1, le=3600)  # how often the overview and ticket pages update
+    stale_after_s: float = Field(900, ge=30)  # a device silent this long counts as unknown
+
+    @model_validator(mode="after")
+    def _checked(self) -> ConsoleConfig:
+        if self.absolute_timeout_s < self.idle_timeout_s:
+            raise ValueError("absolute_timeout_s must not be shorter than idle_timeout_s")
+        if self.base_url is not None:
+            parts = urlsplit(self.base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("base_url must be http://HOST[:PORT][/PATH] or https://...")
+            if parts.query or parts.fragment or parts.username or parts.password:
+                raise ValueError("base_url takes no query, fragment or credentials")
+        return self
+
+    def ticket_url(self, ticket_id: str) -> str | None:
+        """The console page of a ticket, for notifications; None without a base URL."""
+        if self.base_url is None:
+            return None
+        return f"{self.base_url.rstrip('/')}/tickets/{quote(ticket_id, safe='')}"
+
+
 class CollectorConfig(_Strict):
     listen: str = DEFAULT_LISTEN
     # uvicorn worker processes: parsing runs on every core, SQLite writes take turns (a file lock)
@@ -95,6 +140,7 @@ class CollectorConfig(_Strict):
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
     contract: ContractConfig = ContractConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _contract_workers(self) -> CollectorConfig:

@@ -33,7 +33,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +50,7 @@ from weibao.collector.registry import Registry
 from weibao.collector.state.models import Batch, EventRow
 from weibao.collector.storage import PreparedSamples, SampleStore, SeriesKey
 from weibao.collector.validate import MAX_PROBLEMS, parse
-from weibao.core.timeutil import to_ms
+from weibao.core.timeutil import now_ms, to_ms
 from weibao.core.wire import IngestBatch, parse_batch_fast
 
 log = logging.getLogger(__name__)
@@ -264,13 +263,13 @@ class Ingestor:
         for p in group:
             firsts.setdefault(p.bid, p)
         members = list(firsts.values())
-        now_ms = time.time_ns() // 1_000_000
+        received = now_ms()
         publishes: list[Callable[[], None]] = []
         try:
             with self.engine.connect() as conn, conn.begin():
                 # first statement: opens the write transaction (see _apply)
                 conn.execute(insert(Batch), [
-                    {"batch_id": p.bid, "agent": p.batch.agent, "received_ms": now_ms,
+                    {"batch_id": p.bid, "agent": p.batch.agent, "received_ms": received,
                      "samples": len(p.batch.samples), "events": len(p.batch.events)} for p in members])
                 parts: list[list[tuple[Any, ...]]] = []
                 for p in members:
@@ -305,7 +304,7 @@ class Ingestor:
 
     def _apply(self, batch: IngestBatch, bid: str, prepared: PreparedSamples,
                rows: list[tuple[Any, ...]] | None) -> Outcome:
-        now_ms = time.time_ns() // 1_000_000
+        received = now_ms()
         after: Callable[[], None] | None = None
         n_s, n_e = len(batch.samples), len(batch.events)
         with self.engine.connect() as conn:
@@ -314,7 +313,7 @@ class Ingestor:
                     # first statement: in SQLite it opens the write transaction; in PostgreSQL a concurrent
                     # twin of this batch waits here on the primary key and then fails as a duplicate
                     conn.execute(insert(Batch).values(
-                        batch_id=bid, agent=batch.agent, received_ms=now_ms, samples=n_s, events=n_e))
+                        batch_id=bid, agent=batch.agent, received_ms=received, samples=n_s, events=n_e))
                     publish = _nothing
                     if rows is None:
                         ids, publish = self.series_ids.resolve(conn, prepared.series)
@@ -366,7 +365,7 @@ class Ingestor:
 
     def prune(self, *, raw_days: float, rollup_days: dict[int, float], batch_days: float) -> dict[str, int]:
         """Delete what retention no longer keeps; small transactions so that ingest keeps flowing."""
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         day = 86_400_000
         out: dict[str, int] = {}
         lock = self.write_lock.held if self.write_lock is not None else contextlib.nullcontext

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from weibao.collector import rollup
 from weibao.collector.state.models import Device
-from weibao.core.timeutil import from_ms
+from weibao.core.timeutil import from_ms, now_ms
 from weibao.core.wire import InventoryRegistration
 
 # label-less metrics shown with each device in GET /api/v1/devices
@@ -43,7 +43,7 @@ class Registry:
     def register(self, reg: InventoryRegistration) -> dict[str, int]:
         """Create or update every device of ``reg``; devices the agent no longer lists become inactive
         (kept: their history still counts in reports)."""
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         rows = [{"name": d.name, "site": reg.site, "agent": reg.agent, "kind": str(d.kind),
                  "category": str(d.category), "depends_on": d.depends_on,
                  "tags": json.dumps(d.tags, ensure_ascii=False),
@@ -66,11 +66,15 @@ class Registry:
             self._known |= set(names)
         return {"registered": len(rows), "retired": int(retired or 0)}
 
-    def states(self) -> list[dict[str, Any]]:
-        """Every device with its last sample time, ``up`` and the newest value of the key metrics."""
+    def states(self, metrics: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every device with its last sample time, ``up`` and the newest value of the key metrics.
+
+        With ``metrics`` (which should include ``up``) only those are read, and the last sample time is the
+        newest of theirs: the console's overview reads ``up`` alone, one series per device.
+        """
         with self.engine.connect() as conn:
             devices = conn.execute(select(*Device.__table__.c).order_by(Device.name)).all()
-            latest = rollup.latest(conn)
+            latest = rollup.latest(conn, metrics=metrics)
         last_seen: dict[str, int] = {}
         values: dict[str, dict[str, float]] = {}
         for r in latest:

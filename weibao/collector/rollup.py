@@ -252,15 +252,19 @@ def read(conn: Connection, *, device: str, metric: str, resolution: int, from_ms
     return out
 
 
-def latest(conn: Connection) -> list[Any]:
-    """The newest value of every series: ``last`` of its newest 5-minute bucket (device, metric, labels,
-    ts_ms, value); one index seek per series."""
+def latest(conn: Connection, device: str | None = None, metrics: Iterable[str] | None = None) -> list[Any]:
+    """The newest value of every series (of ``device``, of ``metrics``, if given): ``last`` of its newest
+    5-minute bucket (device, metric, labels, ts_ms, value); one index seek per series."""
     inner = aliased(Rollup)
     newest = (select(inner.bucket_ms).where(inner.series_id == Series.id, inner.resolution == 300)
               .order_by(inner.bucket_ms.desc()).limit(1).correlate(Series).scalar_subquery())
     q = (select(Series.device, Series.metric, Series.labels, Rollup.last_ts_ms.label("ts_ms"),
                 Rollup.last.label("value"))
          .join(Rollup, (Rollup.series_id == Series.id) & (Rollup.resolution == 300) & (Rollup.bucket_ms == newest)))
+    if device is not None:
+        q = q.where(Series.device == device)
+    if metrics is not None:
+        q = q.where(Series.metric.in_(list(metrics)))
     return list(conn.execute(q).all())
 
 

@@ -6,6 +6,7 @@ converts it (ingest, the raw store, tickets, the replay). Sub-millisecond parts 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -25,3 +26,8 @@ def to_ms(t: datetime) -> int:
 def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:
     """The aware time of ``ms`` in ``tz`` (UTC by default)."""
     return (EPOCH + ms * _MS).astimezone(tz)
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds since the epoch (what stored times of the present are)."""
+    return time.time_ns() // 1_000_000

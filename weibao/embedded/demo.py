@@ -41,6 +41,7 @@ WARMUP_S = 11.0           # two SNMP rounds before the faults
 TICKET_WAIT_S = 60.0      # how long the demo waits for the tickets of the faults
 PROGRESS_EVERY_S = 3.0
 VIEWER = "weibao-demo"    # the engineer token the demo uses to read its own API (revoked at the end)
+DEMO_USER = "demo-engineer"  # a console account made afresh for each demo run
 DEFAULT_LISTEN = ("127.0.0.1", 8480)
 
 
@@ -143,6 +144,9 @@ def _inspect(inventory: Inventory, out: Path, data: Path, lang: Literal["zh", "e
     for f in sorted(inspection.findings, key=lambda f: (-f.severity.rank, f.device))[:12]:
         _say(f"  [{f.severity.value:8}] {f.device:16} {f.message.get(lang)}")
     _say(f"inspection report: {path.resolve()}")
+    shelf = data / "reports"  # where the console's reports page finds it
+    shelf.mkdir(parents=True, exist_ok=True, mode=0o750)
+    shutil.copy2(path, shelf / path.name)
     return path
 
 
@@ -161,6 +165,8 @@ async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sim
         ready.cancel()
         return await running or 1
     _say(f"API: {emb.api_url}")
+    password = await asyncio.to_thread(_demo_engineer, emb)
+    _console(emb, password)
     script = asyncio.create_task(_script(emb, sims, trap_port))
     done, _ = await asyncio.wait([running, script], return_when=asyncio.FIRST_COMPLETED)
     if running in done:  # Ctrl-C or SIGTERM: the agent drained and the server stopped
@@ -172,6 +178,7 @@ async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sim
     _print_tickets(tickets, engine)
     for line in api_help(emb.api_url, data):
         _say(line)
+    _console(emb, password)
     if keep:
         _say(f"\nthe site keeps running (API {emb.api_url}); Ctrl-C stops everything")
     else:
@@ -248,6 +255,20 @@ async def _tickets(emb: Embedded, api: httpx.AsyncClient) -> tuple[list[dict[str
 
     rows = await asyncio.to_thread(lambda: TicketStore(emb.ctx.engine).find(limit=50))
     return [ticket_json(t, with_events=False) for t in rows], bool(rows)
+
+
+def _demo_engineer(emb: Embedded) -> str:
+    """A demo engineer with a one-time password (to be changed at the first login), made for this run."""
+    from weibao.collector.access.accounts import UserRole, add, generate_password
+
+    password = generate_password()
+    add(emb.ctx.engine, DEMO_USER, UserRole.ENGINEER, password, must_change=True)
+    return password
+
+
+def _console(emb: Embedded, password: str) -> None:
+    _say(f"console: {emb.api_url}/  user {DEMO_USER}, one-time password {password} (set a new one at the first "
+         "login)")
 
 
 def _viewer_token(emb: Embedded) -> str:

@@ -240,6 +240,7 @@ def banner(emb: Embedded, out: TextIO = sys.stderr) -> None:
     lines = [
         f"weibao run: site {emb.inventory.site!r}, {len(emb.inventory.devices)} devices, agent "
         f"{emb.agent_name!r} in this process (no token needed between them)",
+        f"  console: {emb.api_url}/  (first admin: weibao user add NAME --role admin --data {c.data})",
         f"  API:    {emb.api_url}  (/healthz, /api/v1/devices, /api/v1/series, /api/v1/tickets, /metrics)",
         f"  data:   {c.data.resolve()}  (agent spool and state in {(c.data / AGENT_DIR).resolve()})",
         f"  traps:  {traps}",

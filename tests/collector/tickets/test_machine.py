@@ -62,18 +62,19 @@ DO: dict[Action, Callable[[Ticket], m.Change]] = {
 }
 
 # What an engineer bound by the contract expects (written out here, not read from TRANSITIONS).
-# A resume needs a pause first and an arrival on site a dispatch: from a plain ticket they are refused.
+# A resume needs a pause first, an arrival on site a dispatch, the client's feedback a solution: from a plain
+# ticket they are refused.
 # Monitoring adds affected devices it learns of late to any ticket, a closed one too (an addition).
 LEGAL: dict[TicketState, dict[Action, TicketState]] = {
     S.OPEN: {Action.PROMOTE: S.OPEN, Action.ACCEPT: S.ACCEPTED, Action.RESTORE: S.RESTORED,
-             Action.COMMENT: S.OPEN, Action.ATTACH_AFFECTED: S.OPEN, Action.FEEDBACK: S.OPEN,
-             Action.PAUSE: S.OPEN, Action.DISPATCH: S.OPEN},
+             Action.COMMENT: S.OPEN, Action.ATTACH_AFFECTED: S.OPEN, Action.PAUSE: S.OPEN,
+             Action.DISPATCH: S.OPEN},
     S.ACCEPTED: {Action.PROMOTE: S.ACCEPTED, Action.RESTORE: S.RESTORED, Action.REPORT: S.ACCEPTED,
                  Action.COMMENT: S.ACCEPTED, Action.ATTACH_AFFECTED: S.ACCEPTED, Action.SOLUTION: S.RESTORED,
-                 Action.FEEDBACK: S.ACCEPTED, Action.PAUSE: S.ACCEPTED, Action.DISPATCH: S.ACCEPTED},
+                 Action.PAUSE: S.ACCEPTED, Action.DISPATCH: S.ACCEPTED},
     S.RESTORED: {Action.PROMOTE: S.RESTORED, Action.REPORT: S.RESTORED, Action.COMMENT: S.RESTORED,
                  Action.CLOSE: S.CLOSED, Action.REOPEN: S.ACCEPTED, Action.ATTACH_AFFECTED: S.RESTORED,
-                 Action.SOLUTION: S.RESTORED, Action.FEEDBACK: S.RESTORED},
+                 Action.SOLUTION: S.RESTORED},
     S.CLOSED: {Action.COMMENT: S.CLOSED, Action.ATTACH_AFFECTED: S.CLOSED},
 }
 
@@ -104,7 +105,7 @@ def test_table_matches_expectations() -> None:
             expected = LEGAL[state].get(action)
             # acknowledging a restored fault; resuming a pause and arriving after a dispatch need the step
             # before them, which the table allows and the machine checks
-            needs_a_step = action in (Action.RESUME, Action.ONSITE)
+            needs_a_step = action in (Action.RESUME, Action.ONSITE, Action.FEEDBACK)
             if expected is None and not (state is S.RESTORED and action is Action.ACCEPT) and not needs_a_step:
                 assert not targets, (state, action)
             elif expected is not None:
@@ -190,6 +191,17 @@ def test_auto_close_two_weeks_after_the_solution_without_feedback() -> None:
     assert m.auto_close(answered, now=solved + timedelta(days=30)).ticket.closed_at == solved + timedelta(days=24)
     # only restored tickets close by themselves
     assert not m.auto_close_due(in_state(S.ACCEPTED), T0 + timedelta(days=60))
+
+
+def test_the_client_answers_a_solution_only() -> None:
+    t = in_state(S.RESTORED)  # restored by monitoring, no solution handed over
+    with pytest.raises(IllegalTransition, match="no solution"):
+        m.feedback(t, at=T0 + timedelta(hours=1), actor="client", note="is it fixed?")
+    with pytest.raises(IllegalTransition, match="no solution"):
+        m.confirm(t, at=T0 + timedelta(hours=1), actor="client")
+    t = m.solution(t, at=T0 + timedelta(hours=1), actor="li", note="replaced the power supply").ticket
+    closed = m.confirm(t, at=T0 + timedelta(hours=2), actor="client").ticket
+    assert closed.state is S.CLOSED and closed.events[-1].actor == "client"
 
 
 def test_a_solution_restores_a_request() -> None:

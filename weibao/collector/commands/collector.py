@@ -15,7 +15,7 @@ from weibao.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help=f"data directory (default: the config's data_dir, else {DEFAULT_DATA} or $WEIBAO_DATA)")
     p.add_argument("--config", type=Path, default=None, help="collector configuration YAML")
@@ -24,7 +24,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     """Add ``collector`` and ``token`` to the main parser's subcommands (``handler`` returns an exit code)."""
     p = sub.add_parser("collector", help="run the collector (ingest API, storage, rollups)")
-    _common(p)
+    common_options(p)
     p.add_argument("--listen", default=None, metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8470)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the config's, else 1)")
     p.add_argument("--check", action="store_true",
@@ -34,17 +34,17 @@ def register(sub: Any) -> None:
     t = sub.add_parser("token", help="issue, revoke and list API tokens")
     tsub = t.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = tsub.add_parser("issue", help="issue a token for NAME and print it (the only time it is shown)")
-    _common(p)
+    common_options(p)
     p.add_argument("name")
     p.add_argument("--role", choices=["agent", "engineer", "client"], default="agent",
                    help="agent: ships data; engineer: works tickets; client: reads tickets, opens requests")
     p.set_defaults(handler=token_issue)
     p = tsub.add_parser("revoke", help="revoke the tokens of NAME")
-    _common(p)
+    common_options(p)
     p.add_argument("name")
     p.set_defaults(handler=token_revoke)
     p = tsub.add_parser("list", help="list token holders (never the tokens)")
-    _common(p)
+    common_options(p)
     p.set_defaults(handler=token_list)
 
 
@@ -57,7 +57,7 @@ def _config(args: argparse.Namespace, *, listen: str | None = None) -> Any:
     return load_config(args.config, data_dir=data, listen=listen)
 
 
-def _engine(args: argparse.Namespace) -> Any:
+def state_engine(args: argparse.Namespace) -> Any:
     from weibao.collector.state.db import create_state_engine, migrate
 
     cfg = _config(args)
@@ -67,7 +67,7 @@ def _engine(args: argparse.Namespace) -> Any:
     return engine
 
 
-def _fail(exc: Exception) -> int:
+def fail(exc: Exception) -> int:
     print(f"weibao: {exc}", file=sys.stderr)
     return 2
 
@@ -99,7 +99,7 @@ def run_collector(args: argparse.Namespace) -> int:
         if args.workers is not None:
             cfg = cfg.model_copy(update={"workers": max(1, args.workers)})
     except ConfigError as exc:
-        return _fail(exc)
+        return fail(exc)
     serve(cfg)
     return 0
 
@@ -109,9 +109,9 @@ def token_issue(args: argparse.Namespace) -> int:
     from weibao.collector.errors import TokenError
 
     try:
-        token = issue(_engine(args), args.name, Role(args.role))
+        token = issue(state_engine(args), args.name, Role(args.role))
     except (ConfigError, TokenError) as exc:
-        return _fail(exc)
+        return fail(exc)
     print(f"token for {args.name} ({args.role}); store it now, it is not shown again:", file=sys.stderr)
     print(token)
     return 0
@@ -122,9 +122,9 @@ def token_revoke(args: argparse.Namespace) -> int:
     from weibao.collector.errors import TokenError
 
     try:
-        n = revoke(_engine(args), args.name)
+        n = revoke(state_engine(args), args.name)
     except (ConfigError, TokenError) as exc:
-        return _fail(exc)
+        return fail(exc)
     print(f"revoked {n} token(s) of {args.name}", file=sys.stderr)
     return 0
 
@@ -133,9 +133,9 @@ def token_list(args: argparse.Namespace) -> int:
     from weibao.collector.auth import listing
 
     try:
-        rows = listing(_engine(args))
+        rows = listing(state_engine(args))
     except ConfigError as exc:
-        return _fail(exc)
+        return fail(exc)
     for r in rows:
         created = datetime.fromtimestamp(r.created_ms / 1000, UTC).isoformat(timespec="seconds")
         state = "active" if r.revoked_ms is None else "revoked " + datetime.fromtimestamp(

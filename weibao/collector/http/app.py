@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from weibao.collector import console
 from weibao.collector.config import CollectorConfig
 from weibao.collector.engine.wiring import build_contract
 from weibao.collector.http import deps
@@ -79,4 +80,5 @@ def create_app(config: CollectorConfig) -> FastAPI:
     deps.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)  # after the API: the console's catch-all paths never shadow /api/v1
     return app

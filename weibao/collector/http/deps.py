@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector import auth
+from weibao.collector.access.audit import Via, record
 from weibao.collector.auth import Principal, Role
 from weibao.collector.errors import Refused
 from weibao.collector.http.context import Context
@@ -67,6 +68,19 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
         return who
 
     return dependency
+
+
+def client_address(request: Request) -> str:
+    """The peer's address as the server saw it (the audit log's "from where")."""
+    return request.client.host if request.client is not None else ""
+
+
+async def audit(request: Request, who: Principal, action: str, target: str, *, ok: bool = True,
+                detail: str = "") -> None:
+    """Record an action taken with a token in the audit log (the console records its own)."""
+    await run_in_threadpool(lambda: record(context(request).engine, actor=who.name, role=who.role.value,
+                                           address=client_address(request), via=Via.API, action=action,
+                                           target=target, ok=ok, detail=detail))
 
 
 Ctx = Annotated[Context, Depends(context)]

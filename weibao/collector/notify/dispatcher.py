@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -96,8 +96,10 @@ class Dispatcher:
 
     def __init__(self, cfg: NotifyConfig, *, outbox: Outbox | None = None,
                  transports: Mapping[str, Transport] | None = None,
-                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
+                 ticket_url: Callable[[str], str | None] | None = None) -> None:
         self.cfg = cfg
+        self._ticket_url = ticket_url  # the console page a message links to
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
         self.transports = dict(transports) if transports is not None else make_transports(cfg)
         unknown = set(self.transports) - set(cfg.channels)
@@ -122,6 +124,8 @@ class Dispatcher:
         Never touches the network; a change already queued on a channel is not queued again.
         """
         now = self._clock()
+        if n.link is None and self._ticket_url is not None:
+            n = replace(n, link=self._ticket_url(n.ticket_id))
         queued = 0
         routed = False
         for name, ch in self.cfg.channels.items():

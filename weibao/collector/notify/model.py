@@ -69,6 +69,7 @@ class Notification:
     round: int = 0  # how often the ticket re-opened: a restoration after a re-open is a new change
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    link: str | None = None  # the ticket's console page (collector config console.base_url)
 
     @property
     def key(self) -> str:
@@ -94,6 +95,8 @@ class Notification:
             lines.append(f"- 时限：{CLOCK_ZH.get(self.clock, self.clock)}，截止 {_local(self.deadline)}")
         if self.note:
             lines.append(f"- 说明：{self.note}")
+        if self.link:
+            lines.append(f"- 处理：{self.link}")
         return "\n".join(lines)
 
     def line(self) -> str:
@@ -104,6 +107,8 @@ class Notification:
             parts.append(f"受影响设备 {', '.join(self.affected)}")
         if self.clock is not None:
             parts.append(f"{CLOCK_ZH.get(self.clock, self.clock)}时限截止 {_local(self.deadline)}")
+        if self.link:
+            parts.append(self.link)
         return "｜".join(parts)
 
     def as_json(self) -> dict[str, Any]:
@@ -112,7 +117,7 @@ class Notification:
             "level_name": LEVEL_NAMES_ZH[self.level], "device": self.device, "rule": self.rule,
             "at": self.at.isoformat(), "affected": list(self.affected), "clock": self.clock,
             "deadline": self.deadline.isoformat() if self.deadline else None, "round": self.round,
-            "note": self.note, "title": self.title, "text": self.text(),
+            "note": self.note, "link": self.link, "title": self.title, "text": self.text(),
         }
 
 
@@ -158,8 +163,20 @@ def _clock_name(clock: object) -> str:
     return str(getattr(name, "value", name))
 
 
-def clock_alerts(ticket: Ticket, clocks: Iterable[ClockLike], now: datetime, *, lead_fraction: float = 0.2,
-                 max_lead: timedelta = timedelta(hours=1)) -> list[Notification]:
+DUE_SOON_FRACTION = 0.2
+DUE_SOON_MAX_LEAD = timedelta(hours=1)
+
+
+def due_soon_lead(start: datetime, deadline: datetime, fraction: float = DUE_SOON_FRACTION,
+                  max_lead: timedelta = DUE_SOON_MAX_LEAD) -> timedelta:
+    """How long before its deadline a running clock counts as due soon: the last ``fraction`` of its
+    length, at most ``max_lead`` (the alerts and the console's colours use the same rule)."""
+    return min(max_lead, (deadline - start) * fraction)
+
+
+def clock_alerts(ticket: Ticket, clocks: Iterable[ClockLike], now: datetime, *,
+                 lead_fraction: float = DUE_SOON_FRACTION,
+                 max_lead: timedelta = DUE_SOON_MAX_LEAD) -> list[Notification]:
     """due_soon / breached notifications for the ticket's running clocks as of ``now``.
 
     A clock is due soon in the last ``lead_fraction`` of its length (at most ``max_lead`` before the deadline).
@@ -172,11 +189,9 @@ def clock_alerts(ticket: Ticket, clocks: Iterable[ClockLike], now: datetime, *, 
         name = _clock_name(c)
         if c.breached and (c.met_at is None or c.met_at >= c.deadline):
             out.append(for_clock(ticket, change=ChangeKind.BREACHED, clock=name, deadline=c.deadline, at=now))
-        elif c.met_at is None and now < c.deadline:
-            lead = min(max_lead, (c.deadline - c.start) * lead_fraction)
-            if c.deadline - now <= lead:
-                out.append(for_clock(ticket, change=ChangeKind.DUE_SOON, clock=name, deadline=c.deadline,
-                                     at=now))
+        elif (c.met_at is None and now < c.deadline
+              and c.deadline - now <= due_soon_lead(c.start, c.deadline, lead_fraction, max_lead)):
+            out.append(for_clock(ticket, change=ChangeKind.DUE_SOON, clock=name, deadline=c.deadline, at=now))
     return out
 
 

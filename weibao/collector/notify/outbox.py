@@ -61,7 +61,7 @@ def to_record(n: Notification) -> dict[str, Any]:
     return {"ticket_id": n.ticket_id, "change": n.change.value, "level": n.level, "device": n.device,
             "rule": n.rule, "at": n.at.isoformat(), "affected": list(n.affected), "clock": n.clock,
             "deadline": n.deadline.isoformat() if n.deadline else None, "round": n.round, "note": n.note,
-            "extra": dict(n.extra)}
+            "extra": dict(n.extra), "link": n.link}
 
 
 def from_record(r: dict[str, Any]) -> Notification:
@@ -69,7 +69,7 @@ def from_record(r: dict[str, Any]) -> Notification:
                         device=r["device"], rule=r["rule"], at=datetime.fromisoformat(r["at"]),
                         affected=tuple(r["affected"]), clock=r["clock"],
                         deadline=datetime.fromisoformat(r["deadline"]) if r["deadline"] else None,
-                        round=int(r["round"]), note=r["note"], extra=dict(r["extra"]))
+                        round=int(r["round"]), note=r["note"], extra=dict(r["extra"]), link=r.get("link"))
 
 
 class MemoryOutbox:

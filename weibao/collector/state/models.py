@@ -109,3 +109,55 @@ class DangerTimer(Base):
     check_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     labels: Mapped[str] = mapped_column(Text, primary_key=True)
     since_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    """A person who logs in to the console; ``password_hash`` is argon2id (PHC string), never the password."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | engineer | client
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    must_change: Mapped[bool] = mapped_column(Boolean, default=False)  # a one-time password was set
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleSession(Base):
+    """A console login: only the SHA-256 of the cookie's id is kept; ``ended_ms`` set at logout."""
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    seen_ms: Mapped[int] = mapped_column(BigInteger)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    address: Mapped[str] = mapped_column(String(64))
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per key (``account:NAME`` or ``address:IP``) in a window, and a lockout."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_ms: Mapped[int] = mapped_column(BigInteger)
+    locked_until_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AuditEntry(Base):
+    """One action a person took (console, API or CLI): who, what, when, from where, and the outcome."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16))  # console | api | cli
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | refused
+    detail: Mapped[str] = mapped_column(Text, default="")

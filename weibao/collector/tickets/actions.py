@@ -68,7 +68,7 @@ ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(dict([
     _spec("feedback", "the client: not solved yet, or a question (the two weeks count again)",
           lambda t, at, who, note: machine.feedback(t, at=at, actor=who, note=note), CLIENT, note=True),
     _spec("confirm", "the client: solved, the ticket may be closed",
-          lambda t, at, who, note: machine.close(t, at=at, actor=who, note=note or "client confirmed"), CLIENT),
+          lambda t, at, who, note: machine.confirm(t, at=at, actor=who, note=note), CLIENT),
 ]))
 
 _PROBE_NOTE = "-"  # a stand-in note when trying an action that needs one

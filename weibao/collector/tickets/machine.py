@@ -165,6 +165,13 @@ def comment(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
     return _apply(ticket, Action.COMMENT, at, actor, note=note)
 
 
+def confirm(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
+    """The client confirms a handed-over solution: the ticket closes (contract.md, "Closing")."""
+    if ticket.solution_at is None:
+        raise IllegalTransition(ticket.id, ticket.state, Action.CLOSE, "no solution was handed over yet")
+    return close(ticket, at=at, actor=actor, note=note or "client confirmed the solution")
+
+
 def close(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change:
     """Close a restored ticket: the client confirmed (actor = who confirmed), or see ``auto_close``."""
     return _apply(ticket, Action.CLOSE, at, actor, note=note, target=TicketState.CLOSED, closed_at=at)
@@ -237,7 +244,9 @@ def solution(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
 
 
 def feedback(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
-    """The client's answer (not solved yet, a question): the two weeks count again from here."""
+    """The client's answer to a solution (not solved yet, a question): the two weeks count again from here."""
+    if ticket.solution_at is None:
+        raise IllegalTransition(ticket.id, ticket.state, Action.FEEDBACK, "no solution was handed over yet")
     _need_note(ticket, Action.FEEDBACK, note, "the client's words")
     return _apply(ticket, Action.FEEDBACK, at, actor, note=note)
 

@@ -96,7 +96,8 @@ TRANSITIONS: Mapping[tuple[TicketState | None, Action], frozenset[TicketState]] 
     # a solution handed over restores service for a request; after a restoration it completes the ticket
     (_A, Action.SOLUTION): frozenset({_R}),
     (_R, Action.SOLUTION): frozenset({_R}),
-    **{(s, Action.FEEDBACK): frozenset({s}) for s in (_O, _A, _R)},
+    # the client answers a solution (the machine checks one was handed over)
+    (_R, Action.FEEDBACK): frozenset({_R}),
     **{(s, Action.PAUSE): frozenset({s}) for s in _WORKED},
     **{(s, Action.RESUME): frozenset({s}) for s in (_O, _A, _R)},
     **{(s, Action.DISPATCH): frozenset({s}) for s in _WORKED},

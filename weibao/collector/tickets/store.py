@@ -231,9 +231,13 @@ class TicketStore:
 
     def find(self, *, state: TicketState | Sequence[TicketState] | None = None, device: str | None = None,
              rule: str | None = None, opened_since: datetime | None = None,
-             opened_before: datetime | None = None, limit: int = 1000) -> list[Ticket]:
-        """Tickets, newest first, filtered; each with its whole history."""
-        q = select(TicketRow).order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(limit)
+             opened_before: datetime | None = None, level: int | None = None, limit: int = 1000,
+             offset: int = 0) -> list[Ticket]:
+        """Tickets, newest first, filtered; each with its whole history. ``offset`` skips that many (pages)."""
+        q = (select(TicketRow).order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(limit)
+             .offset(offset))
+        if level is not None:
+            q = q.where(TicketRow.level == level)
         if state is not None:
             states = [state] if isinstance(state, TicketState) else list(state)
             q = q.where(TicketRow.state.in_([st.value for st in states]))

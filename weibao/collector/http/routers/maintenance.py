@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.contract.calendar import local
-from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
+from weibao.collector.http.deps import Ctx, Engineer, audit, json_response, read_body
 from weibao.collector.tickets.store import StoredWindow
 from weibao.collector.validate import bad_field, parse, parse_time
 
@@ -50,6 +50,8 @@ async def add_window(request: Request, ctx: Ctx, who: Engineer) -> Response:
     if svc.engine is not None:
         svc.engine.reload_maintenance()
     w = stored.window
+    await audit(request, who, "maintenance.add", f"window {stored.id}",
+                detail=f"{', '.join(sorted(w.devices))}: {w.start.isoformat()} - {w.end.isoformat()} {w.reason}")
     return json_response(_window_json(stored, devices=w.devices, start=w.start, end=w.end, reason=w.reason), 201)
 
 

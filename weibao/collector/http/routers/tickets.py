@@ -27,7 +27,7 @@ from weibao.collector.auth import Role
 from weibao.collector.contract.calendar import local
 from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.errors import Refused
-from weibao.collector.http.deps import Ctx, Engineer, Person, json_response, read_body
+from weibao.collector.http.deps import Ctx, Engineer, Person, audit, json_response, read_body
 from weibao.collector.tickets.actions import ACTIONS, UnknownAction, perform
 from weibao.collector.tickets.model import IllegalTransition, Ticket, TicketKind, TicketState
 from weibao.collector.tickets.views import clocks_by_name, ticket_json
@@ -121,6 +121,7 @@ async def open_request(request: Request, ctx: Ctx, who: Person) -> Response:
     ticket = await run_in_threadpool(lambda: svc.ops.open(
         device=body.device, rule=body.kind.value, at=now(), episode=None, note=body.note, level=body.level,
         actor=who.name, kind=body.kind, summary=body.summary))
+    await audit(request, who, "ticket.open", ticket.id, detail=body.summary)
     return json_response(view(svc, ticket, now()), 201)
 
 
@@ -134,12 +135,15 @@ async def change_ticket(request: Request, ctx: Ctx, who: Person, ticket_id: str,
         ticket = await run_in_threadpool(lambda: perform(svc.ops, ticket_id, action, actor=who.name,
                                                          role=who.role.value, note=body.note, now=now))
     except UnknownAction as exc:
+        await audit(request, who, f"ticket.{action}", ticket_id, ok=False, detail=str(exc))
         raise Refused(403, "forbidden", str(exc)) from exc
     except IllegalTransition as exc:
+        await audit(request, who, f"ticket.{action}", ticket_id, ok=False, detail=exc.reason)
         return json_response({"error": str(exc), "reason": exc.reason,
                               "state": exc.state.value if exc.state else None, "action": exc.action.value}, 409)
     if ticket is None:
         raise not_found(ticket_id)
+    await audit(request, who, f"ticket.{action}", ticket_id, detail=body.note)
     return json_response(view(svc, ticket, now()))
 
 
