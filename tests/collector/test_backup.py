@@ -10,6 +10,7 @@ old tokens, answer the ticket as the original does and know the old batch ids.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import threading
 import time
@@ -321,3 +322,22 @@ def test_backup_leaves_no_secret_in_its_output(tmp_path: Path) -> None:
     assert secret not in out.stdout + out.stderr
     with tarfile.open(tmp_path / "b.tar.gz") as tar:
         assert f"files{site}/secrets.yaml" in tar.getnames()
+
+
+def test_out_dir_names_each_archive_and_keeps_the_newest(tmp_path: Path) -> None:
+    site = tmp_path / "etc"
+    weibao("init", str(site), "--data", str(tmp_path / "data"))
+    weibao("token", "issue", "a1", "--config", str(site / "collector.yaml"))
+    kept = tmp_path / "backups"
+    kept.mkdir()
+    made = []
+    for _ in range(3):
+        out = weibao("backup", "--config", str(site / "collector.yaml"), "--out-dir", str(kept), "--keep", "2")
+        made.append(out.stdout.split(":", 1)[0])
+        time.sleep(1.1)  # names are by the second
+    assert sorted(str(p) for p in kept.iterdir()) == made[1:]
+    assert all(re.fullmatch(r"weibao-\d{8}-\d{6}\.tar\.gz", Path(m).name) for m in made)
+    assert "removed" in out.stdout
+    bad = weibao("backup", "--config", str(site / "collector.yaml"), "--out", str(tmp_path / "x.tar.gz"), "--keep",
+                 "2", check=False)
+    assert bad.returncode == 2 and "--keep N (N >= 1) goes with --out-dir" in bad.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from tests.peers.collector import weibao
 
-UNIT_NAMES = ("weibao-collector.service", "weibao-agent.service")
+UNIT_NAMES = ("weibao-collector.service", "weibao-agent.service", "weibao-backup.service", "weibao-backup.timer")
 
 
 def test_init_skeleton_passes_both_checks(tmp_path: Path) -> None:
@@ -85,10 +85,11 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     proc = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, timeout=60)
     # verify warns about unknown keys and bad values on stderr, and fails on a missing executable
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
-    for path in units:
+    for path in units[:3]:
         text = Path(path).read_text()
         for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "User=weibao"):
             assert option in text, (path, option)
     agent = Path(units[1]).read_text()
     assert "AmbientCapabilities=CAP_NET_RAW CAP_NET_BIND_SERVICE" in agent
     assert "CapabilityBoundingSet=\n" in Path(units[0]).read_text()  # the collector needs none
+    assert "--out-dir /var/lib/weibao/backups --keep 14" in Path(units[2]).read_text()

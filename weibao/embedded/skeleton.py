@@ -192,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
     texts = render(directory, site=args.site or socket.gethostname(), data=args.data.absolute(),
                    collector=args.collector)
     directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if ids is not None:
+        os.chown(directory, -1, ids[1])  # the services' group may enter it
     for name, text in texts.items():
         path = directory / name
         secret = name == SECRETS
@@ -208,5 +210,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  3. weibao token issue AGENT-NAME --config {directory / 'collector.yaml'} > "
           f"{directory / 'agent.token'}  (mode 0600, owner of the services)")
     print("  4. weibao units install && systemd-sysusers && systemctl daemon-reload && "
-          "systemctl enable --now weibao-collector weibao-agent")
+          "systemctl enable --now weibao-collector weibao-agent weibao-backup.timer")
     return 0

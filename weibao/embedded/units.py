@@ -35,6 +35,8 @@ class Unit:
 UNITS = (
     Unit("collector", PACKAGED_UNITS / "weibao-collector.service", Path("etc/systemd/system/weibao-collector.service")),
     Unit("agent", PACKAGED_UNITS / "weibao-agent.service", Path("etc/systemd/system/weibao-agent.service")),
+    Unit("backup", PACKAGED_UNITS / "weibao-backup.service", Path("etc/systemd/system/weibao-backup.service")),
+    Unit("backup-timer", PACKAGED_UNITS / "weibao-backup.timer", Path("etc/systemd/system/weibao-backup.timer")),
     Unit("sysusers", PACKAGE_ROOT / "packaging" / "sysusers.d" / "weibao.conf", Path("etc/sysusers.d/weibao.conf")),
 )
 
@@ -120,5 +122,5 @@ def run_install(args: argparse.Namespace) -> int:
         write_atomic(path, text, mode=0o644)
         print(f"wrote {path}")
     print("next: systemd-sysusers && systemctl daemon-reload && "
-          "systemctl enable --now weibao-collector weibao-agent")
+          "systemctl enable --now weibao-collector weibao-agent weibao-backup.timer")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,12 @@ log = logging.getLogger(__name__)
 
 def register(sub: Any) -> None:
     p = sub.add_parser("backup", help="archive the collector's state, data and configuration (online)")
-    p.add_argument("--out", type=Path, required=True, help="the archive to write (.tar.gz; must not exist)")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", type=Path, help="the archive to write (.tar.gz; must not exist)")
+    out.add_argument("--out-dir", type=Path,
+                     help="write weibao-YYYYMMDD-HHMMSS.tar.gz (UTC) into this directory, e.g. from a timer")
+    p.add_argument("--keep", type=int, default=None, metavar="N",
+                   help="with --out-dir: then remove all but the N newest weibao-*.tar.gz there")
     p.add_argument("--config", type=Path, default=None,
                    help="collector configuration: its data directory and state store, and the files it names")
     p.add_argument("--data", type=Path, default=None,
@@ -58,13 +64,21 @@ def run_backup(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 2
+    if args.keep is not None and (args.out_dir is None or args.keep < 1):
+        print("weibao backup: --keep N (N >= 1) goes with --out-dir", file=sys.stderr)
+        return 2
+    target = args.out or args.out_dir / f"weibao-{datetime.now(UTC):%Y%m%d-%H%M%S}.tar.gz"
     plan = BackupPlan(data_dir=cfg.data_dir, state_url=cfg.resolved_state_url(),
                       files=(*config_files(cfg, args.config), *args.include), pg_bin=args.pg_bin)
     try:
-        manifest = create_backup(plan, args.out)
+        manifest = create_backup(plan, target)
     except BackupError as exc:
         return _fail("backup", exc)
-    print(f"{args.out}: {describe(manifest)}")
+    print(f"{target}: {describe(manifest)}")
+    if args.keep is not None:
+        for old in sorted(args.out_dir.glob("weibao-*.tar.gz"))[:-args.keep]:
+            old.unlink()
+            print(f"removed {old} (keeping the {args.keep} newest)")
     return 0
 
 
