@@ -115,7 +115,7 @@ CALENDAR = """\
 # the State Council's notice (国务院办公厅关于YYYY年部分节假日安排的通知) as soon as it is published:
 #   weibao calendar add-year @DIR@/calendar.yaml --year 2027 --notice notice.txt
 # then restart the collector. Local holidays and working days, other working hours and protection
-# periods (重保) go here too: see the calendar files section of the README.
+# periods (重保) go here too: see "Calendar upkeep" in the README.
 years: {}
 holidays: []
 working_days: []
