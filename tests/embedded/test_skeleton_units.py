@@ -57,6 +57,10 @@ def test_units_print_names_this_installation(tmp_path: Path) -> None:
     assert len(lines) == 2 and all(line.split("=", 1)[1].startswith(f"{exe} collector ") for line in lines), lines
     assert f"--config {tmp_path / 'conf'}/collector.yaml" in out
     assert "weibao-agent" not in out
+    backup = weibao("units", "print", "backup", "--etc", str(tmp_path / "conf")).stdout
+    settings = [line for line in backup.splitlines() if not line.startswith("#")]
+    assert any(f"--include {tmp_path / 'conf'} " in line for line in settings)
+    assert not any("/etc/weibao" in line for line in settings)
     bad = weibao("units", "print", "nginx", check=False)
     assert bad.returncode == 2 and "no unit named nginx" in bad.stderr
 

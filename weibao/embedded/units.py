@@ -10,6 +10,7 @@ differs unless ``--force`` is given.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def render(unit: Unit, *, executable: Path, etc: Path) -> str:
     text = unit.source.read_text(encoding="utf-8")
     text = text.replace(DOCUMENTED_EXEC, str(executable))
     if str(etc) != DOCUMENTED_ETC:
-        text = text.replace(DOCUMENTED_ETC + "/", str(etc).rstrip("/") + "/")
+        text = re.sub(re.escape(DOCUMENTED_ETC) + r"(?=/|\s|$)", str(etc).rstrip("/"), text, flags=re.MULTILINE)
     return text
 
 
