@@ -100,14 +100,14 @@ def _file_member(path: Path) -> str:
     return f"{FILES_PREFIX}/{path.as_posix().lstrip('/')}"
 
 
-def _named_files(paths: Iterable[Path], data_dir: Path) -> Iterator[Path]:
+def _named_files(paths: Iterable[Path], data_dir: Path, staging: Path) -> Iterator[Path]:
     """Each named file, and the files under each named directory, once; those in the data directory are
-    copied with it."""
+    copied with it, and this backup's own staging area is never copied into itself."""
     seen: set[Path] = set()
     for p in paths:
         p = p.absolute()
         for f in _walk(p) if p.is_dir() else [p]:
-            if f in seen or f.is_relative_to(data_dir):
+            if f in seen or f.is_relative_to(data_dir) or f.is_relative_to(staging):
                 continue
             seen.add(f)
             yield f
@@ -150,7 +150,7 @@ def stage(plan: BackupPlan, staging: Path) -> Manifest:
     extra = list(plan.files)
     if state_file is not None and not state_file.is_relative_to(data_dir):
         extra.append(state_file)
-    for f in _named_files(extra, data_dir):
+    for f in _named_files(extra, data_dir, staging.absolute()):
         if not is_side_file(f):
             _stage_one(f, _file_member(f), staging, staged)
     for s in staged.skipped:
