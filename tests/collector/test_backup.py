@@ -184,6 +184,7 @@ def test_backup_while_ingesting_then_restore(tmp_path: Path, backend: Backend) -
     state_batches = {b for (b,) in rows(restored, "SELECT batch_id FROM batches")}
     in_copy = {k for b, k in loop.acked.items() if b in state_batches}
     assert 20 <= len(in_copy) < len(loop.acked), (len(in_copy), len(loop.acked))
+    print(f"{backend.name}: {len(in_copy)} of {len(loop.acked)} batches sent during the test are in the copy")
     assert state_batches - set(loop.acked) == fault_batches  # nothing but what was sent
     expect_rollups(restored, loop, in_copy)
     expect_raw(backend.samples_url(target / "data"), loop, in_copy)
