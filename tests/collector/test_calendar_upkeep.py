@@ -44,6 +44,10 @@ def test_add_year_to_the_skeleton_calendar(site: Path) -> None:
     assert not c.is_working_day(date(2027, 10, 10))    # an ordinary Sunday
     assert c.holiday_name(date(2027, 10, 3)) == "National Day / Mid-autumn Festival"
     assert c.covered_until(date(2026, 12, 4)) == date(2027, 12, 31)
+    show = weibao("calendar", "show", "--config", str(site / "collector.yaml"), "--year", "2027").stdout
+    assert "holiday data for 2004-2027" in show
+    assert "  2027-02-20 Sat  working Spring Festival" in show.splitlines()
+    assert "  2027-02-08 Mon  off     Spring Festival" in show.splitlines()
     check = weibao("collector", "--check", "--config", str(site / "collector.yaml"), check=False)
     assert check.returncode == 0, check.stdout + check.stderr
 
