@@ -197,11 +197,11 @@ def test_backup_while_ingesting_then_restore(tmp_path: Path, backend: Backend) -
     with run_collector(target, config) as copy, copy.client(eng_token) as eng, copy.client(agent_token) as agent:
         assert ticket_view(eng.get(f"/api/v1/tickets/{ticket}").json()) == source_ticket
         again = next(b for b, k in loop.acked.items() if k == min(in_copy))
-        r = agent.post("/api/v1/ingest", json=loop.bodies[again])
-        assert r.status_code == 200 and r.json()["duplicate"] is True, r.text
+        answer = agent.post("/api/v1/ingest", json=loop.bodies[again])
+        assert answer.status_code == 200 and answer.json()["duplicate"] is True, answer.text
         late = next(b for b, k in loop.acked.items() if k == max(loop.acked.values()))
-        r = agent.post("/api/v1/ingest", json=loop.bodies[late])  # sent after the copy: new to it
-        assert r.status_code == 200 and r.json()["duplicate"] is False, r.text
+        answer = agent.post("/api/v1/ingest", json=loop.bodies[late])  # sent after the copy: new to it
+        assert answer.status_code == 200 and answer.json()["duplicate"] is False, answer.text
 
 
 def open_and_accept_a_ticket(agent: httpx.Client, eng: httpx.Client) -> tuple[str, set[str]]:

@@ -96,8 +96,8 @@ def _warn_unlisted(path: Path, config: Path | None) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from weibao.collector.config import load_config
-    from weibao.collector.contract.calendar import SHANGHAI
     from weibao.collector.contract.calendar_files import load_calendar
+    from weibao.core.timeutil import SHANGHAI
 
     try:
         files = list(args.files) or (list(load_config(args.config).contract.calendar) if args.config else [])
