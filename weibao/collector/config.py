@@ -75,6 +75,8 @@ class ContractConfig(_Strict):
     # inspection.yaml for hidden dangers that persist; default: beside the contract rules, if present
     inspection_rules: Path | None = None
     calendar: list[Path] = Field(default_factory=list, description="site calendar files, applied in order")
+    # fewer days of holiday data than this from today on: a daily warning, a gauge, the contract API says so
+    calendar_warn_days: int = Field(60, ge=0, le=3660)
     notify: Path | None = None
     maintenance: Path | None = None
     sweep_interval_s: float = Field(15.0, ge=0.1, le=3600)

@@ -6,7 +6,8 @@
     │   └── StorageUnavailable          ... is away or failing: the agent should retry the batch later
     ├── TokenError                      a token operation cannot be done (auth)
     ├── TicketError                     a ticket cannot change (tickets/: IllegalTransition, ConcurrentUpdate)
-    └── DeliveryError                   a notification channel could not deliver (notify/)
+    ├── DeliveryError                   a notification channel could not deliver (notify/)
+    └── BackupError                     a backup cannot be made, or an archive cannot be restored (backup/)
 
 The HTTP layer turns ``Refused`` into its answer (collector/http/deps.py); everything else that reaches it
 unhandled is a bug and answers 500.
@@ -54,3 +55,7 @@ class StorageUnavailable(StorageError):
 
 class TokenError(CollectorError):
     """A token operation cannot be done (name already holds a token, nothing to revoke)."""
+
+
+class BackupError(CollectorError):
+    """A backup cannot be made, or an archive is refused for restore (damaged, or the target is not empty)."""

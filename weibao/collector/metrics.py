@@ -1,4 +1,5 @@
-"""The collector's own counters and the ingest latency histogram, in Prometheus text exposition format.
+"""The collector's own counters and the ingest latency histogram, in Prometheus text exposition format
+(and ``gauge`` for the few values other parts add to /metrics).
 
 With several worker processes each one keeps its counters in a small file under DATA/run, rewritten
 after every change, and GET /metrics (answered by any worker) adds them all up.
@@ -21,6 +22,11 @@ _COUNTERS = (("batches", "weibao_ingest_batches_total", "Batches accepted and st
              ("duplicates", "weibao_ingest_duplicates_total", "Batches whose id was seen before (nothing added)."),
              ("commits", "weibao_ingest_commits_total",
               "State transactions that stored batches (batches waiting together share one)."))
+
+
+def gauge(name: str, help_text: str, value: float) -> list[str]:
+    """The exposition lines of one unlabelled gauge."""
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
 
 
 def _empty() -> dict[str, Any]:

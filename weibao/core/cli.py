@@ -18,7 +18,6 @@ from pathlib import Path
 log = logging.getLogger("weibao")
 
 DEFAULT_DATA = Path(os.environ.get("WEIBAO_DATA", "weibao-data"))
-DEFAULT_RULES = Path(os.environ.get("WEIBAO_RULES", "rules"))
 COMMANDS_GROUP = "weibao.commands"
 # the order of ``weibao --help``: what a newcomer runs first; others follow by name
 _ORDER = ("check", "poll", "inspect", "agent", "collector", "run", "demo")

@@ -13,9 +13,10 @@ from weibao.agent.commands._common import inventory_or_exit
 from weibao.agent.inventory import Device, Inventory
 from weibao.agent.runner import ALL_PROTOCOLS, poll_once
 from weibao.agent.state import StateStore
-from weibao.core.cli import DEFAULT_RULES, add_data_option
+from weibao.core.cli import add_data_option
 from weibao.core.errors import ConfigError
 from weibao.core.model import PollResult, Protocol, utcnow
+from weibao.core.packaged import default_rules_dir
 
 if TYPE_CHECKING:
     from weibao.agent.inspection import Inspection, InspectionRules
@@ -80,7 +81,8 @@ def register(sub: Any) -> None:
     add_data_option(p)
     p.add_argument("--out", type=Path, required=True, help="directory for the report")
     p.add_argument("--lang", choices=["zh", "en"], default="zh")
-    p.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rules directory (default: %(default)s)")
+    p.add_argument("--rules", type=Path, default=None,
+                   help="rules directory (default: $WEIBAO_RULES, ./rules, else the rules shipped in the package)")
     p.add_argument("--settle", type=float, default=5.0,
                    help="seconds between the two SNMP readings taken when no earlier reading exists")
     p.set_defaults(handler=run)
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if inventory is None:
         return 2
     try:
-        rules = load_inspection_rules(args.rules / "inspection.yaml")
+        rules = load_inspection_rules((args.rules or default_rules_dir()) / "inspection.yaml")
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

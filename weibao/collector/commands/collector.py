@@ -48,7 +48,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=token_list)
 
 
-def _config(args: argparse.Namespace, *, listen: str | None = None) -> Any:
+def config_from_args(args: argparse.Namespace, *, listen: str | None = None) -> Any:
+    """The collector configuration of ``--config`` and ``--data`` (the command line wins); ConfigError."""
     from weibao.collector.config import load_config
 
     data = args.data
@@ -60,7 +61,7 @@ def _config(args: argparse.Namespace, *, listen: str | None = None) -> Any:
 def state_engine(args: argparse.Namespace) -> Any:
     from weibao.collector.state.db import create_state_engine, migrate
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_state_engine(cfg.resolved_state_url())
     migrate(engine)
@@ -95,7 +96,7 @@ def run_collector(args: argparse.Namespace) -> int:
     from weibao.collector.http.server import serve
 
     try:
-        cfg = _config(args, listen=args.listen)
+        cfg = config_from_args(args, listen=args.listen)
         if args.workers is not None:
             cfg = cfg.model_copy(update={"workers": max(1, args.workers)})
     except ConfigError as exc:

@@ -136,8 +136,8 @@ class WorkingCalendar:
                 return
             self._warned.add(year)
         log.warning("no holiday data for %d: treating Monday-Friday as working days and ignoring public "
-                    "holidays and make-up days for that year; add %d to a calendar file "
-                    "(see collector/contract/calendar_data/cn-holidays.yaml)", year, year)
+                    "holidays and make-up days for that year; add %d to a site calendar file "
+                    "(weibao calendar add-year FILE --year %d --notice NOTICE)", year, year, year)
 
     def day_kind(self, d: date) -> DayKind:
         """What kind of day ``d`` is; warns once for a year without data."""
@@ -148,6 +148,16 @@ class WorkingCalendar:
         if d in self._working_days:
             return DayKind.MAKEUP_WORKDAY if weekend else DayKind.WORKDAY
         return DayKind.WEEKEND if weekend else DayKind.WORKDAY
+
+    def covered_until(self, today: date) -> date | None:
+        """The last day of holiday data in the run of covered years that starts with ``today``'s year (None
+        when that year has none): up to then public holidays and make-up days are known, not guessed."""
+        year = today.year
+        if year not in self.covered_years:
+            return None
+        while year + 1 in self.covered_years:
+            year += 1
+        return date(year, 12, 31)
 
     def is_working_day(self, d: date) -> bool:
         return self.day_kind(d) in (DayKind.WORKDAY, DayKind.MAKEUP_WORKDAY)

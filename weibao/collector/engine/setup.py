@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ from weibao.collector.state.models import Device
 from weibao.core.errors import ConfigError, Problem
 from weibao.core.inspection.rules import InspectionRules, ThresholdCheck, load_inspection_rules
 from weibao.core.inventory import Category
-from weibao.core.packaged import PACKAGED_RULES
+from weibao.core.packaged import rules_search_path
 from weibao.core.timeutil import SHANGHAI
 from weibao.core.yamlsrc import load_yaml, pydantic_problems
 
@@ -47,11 +46,7 @@ def find_rules(configured: Path | None, name: str, *, required: bool = True) -> 
         if not configured.is_file():
             raise ConfigError([Problem("<collector config>", None, "contract", f"{configured}: no such file")])
         return configured
-    candidates = []
-    env = os.environ.get("WEIBAO_RULES")
-    if env:
-        candidates.append(Path(env) / name)
-    candidates += [Path("rules") / name, PACKAGED_RULES / name]
+    candidates = [d / name for d in rules_search_path()]
     for c in candidates:
         if c.is_file():
             return c

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from weibao.collector.config import CollectorConfig
 from weibao.collector.contract import Clocks
+from weibao.collector.engine.calendar_watch import CalendarWatch
 from weibao.collector.engine.service import ContractEngine
 from weibao.collector.engine.setup import ContractFiles, load_files
 from weibao.collector.notify.dispatcher import Dispatcher
@@ -36,6 +37,7 @@ class ContractServices:
     ops: TicketOps
     dispatcher: Dispatcher
     engine: ContractEngine | None
+    calendar_watch: CalendarWatch
 
     def clocks(self, ticket: Ticket, now: datetime) -> Clocks:
         return ticket_clocks(ticket, calendar=self.files.calendar, limits=self.files.rules.clocks, now=now)
@@ -65,4 +67,5 @@ def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore
                     "collector with workers: 1 for live tickets (the tickets API still answers)", config.workers)
     else:
         log.info("contract engine off (contract.enabled: false)")
-    return ContractServices(files, store, ops, dispatcher, runner)
+    watch = CalendarWatch(files.calendar, config.contract.calendar_warn_days)
+    return ContractServices(files, store, ops, dispatcher, runner, watch)

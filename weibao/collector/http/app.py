@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 
 from weibao.collector import console
 from weibao.collector.config import CollectorConfig
-from weibao.collector.engine.wiring import build_contract
+from weibao.collector.engine.wiring import ContractServices, build_contract
 from weibao.collector.http import deps
 from weibao.collector.http.context import Context
 from weibao.collector.http.routers import ROUTERS
@@ -38,6 +39,13 @@ def _pruner(ctx: Context, stop: threading.Event) -> None:
             log.exception("retention round failed")
 
 
+async def _watch_calendar(contract: ContractServices) -> None:
+    """The calendar warning of the housekeeping process: at start, then checked every hour (logged daily)."""
+    while True:
+        contract.calendar_watch.check()
+        await asyncio.sleep(3600)
+
+
 def create_app(config: CollectorConfig) -> FastAPI:
     """A ready application: the state store is migrated before the first request."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,13 +68,17 @@ def create_app(config: CollectorConfig) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = None
-        if retention.try_keep():  # one process prunes, whatever the number of workers
+        watch = None
+        if retention.try_keep():  # one process prunes and warns, whatever the number of workers
             thread = threading.Thread(target=_pruner, args=(ctx, stop), name="retention", daemon=True)
             thread.start()
+            watch = asyncio.create_task(_watch_calendar(contract))
         contract.start()
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
             contract.stop()
             stop.set()
             if thread is not None:

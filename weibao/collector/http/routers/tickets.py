@@ -7,7 +7,9 @@
                                             engineer sets another
     POST /api/v1/tickets/{id}/{action}      an action of tickets/actions.py, body {"note": ...}: who may take
                                             which action is that table's (403 otherwise)
-    GET  /api/v1/contract                   the engine's state: enabled, ready, devices, queue, clock (engineers)
+    GET  /api/v1/contract                   the engine's state: enabled, ready, devices, queue, clock; how far
+                                            the working calendar reaches (``calendar``, with a warning when
+                                            short) (engineers)
 
 Tickets are answered as ``weibao.collector.tickets.views.ticket_json`` shapes them, clocks as of the
 request. The actor of a change is the token's name. 404 for an unknown ticket or action, 409 (with the
@@ -152,4 +154,5 @@ async def contract_status(ctx: Ctx, _who: Engineer) -> Response:
     svc = ctx.contract
     body: dict[str, Any] = svc.engine.status() if svc.engine is not None else {"enabled": False}
     body["rules"] = svc.files.sources
+    body["calendar"] = svc.calendar_watch.json()
     return json_response(body)
