@@ -37,10 +37,9 @@ def test_specs_and_trackers_from_inventory(tmp_path: Path, rules: ContractRules)
     assert specs["prov-1"].depends_on == "core-1"
     assert specs["app-1"].probe_interval == timedelta(seconds=60)   # SNMP only
     ev = Evaluator(rules, specs.values())
-    assert {t.key for t in ev.trackers("core-1")} == {TrackKey(Condition.DOWN), TrackKey(Condition.LOSS, 30.0),
-                                                      TrackKey(Condition.LATENCY, 800.0)}
-    assert {t.key.condition for t in ev.trackers("prov-1")} == {Condition.CUT_OFF, Condition.LOSS,
-                                                                Condition.LATENCY}
+    assert {t.key for t in ev.trackers("core-1")} == {TrackKey(Condition.DOWN),
+                                                      TrackKey(Condition.LOSS_OR_LATENCY, 30.0, 800.0)}
+    assert {t.key.condition for t in ev.trackers("prov-1")} == {Condition.CUT_OFF, Condition.LOSS_OR_LATENCY}
     tracker = ev.tracker("app-1", TrackKey(Condition.DOWN))
     assert tracker.gap_threshold == timedelta(minutes=3)   # 3 missed probes of 60 s
 

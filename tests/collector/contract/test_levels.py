@@ -167,7 +167,7 @@ def test_same_outage_on_a_makeup_saturday(rules: ContractRules, calendar: Workin
 
 def test_backbone_loss_35_percent_for_two_hours(rules: ContractRules, calendar: WorkingCalendar) -> None:
     ev = make(rules, Category.BACKBONE)
-    loss = TrackKey(Condition.LOSS, 30.0)
+    loss = TrackKey(Condition.LOSS_OR_LATENCY, 30.0, 800.0)
     feed(ev, "icmp.loss_pct", [("2026-11-22 01:00", "2026-11-22 01:30", 0),
                                ("2026-11-22 01:30", "2026-11-22 02:00", 25),   # below 30 %: no fault
                                ("2026-11-22 02:00", "2026-11-22 04:00", 35),
@@ -176,7 +176,7 @@ def test_backbone_loss_35_percent_for_two_hours(rules: ContractRules, calendar: 
     assert ev.tracker("dev-1", DOWN).episodes(at("2026-11-22 05:00")) == []
     (ep,), d = decide(ev, rules, calendar, "2026-11-22 05:00", key=loss)
     assert (ep.start, ep.end) == (at("2026-11-22 02:00"), at("2026-11-22 04:00"))
-    assert (d.level, d.rule and d.rule.id, d.since) == (1, "backbone-loss", at("2026-11-22 04:00"))
+    assert (d.level, d.rule and d.rule.id, d.since) == (1, "backbone-loss-or-latency", at("2026-11-22 04:00"))
     _, d2 = decide(ev, rules, calendar, "2026-11-22 03:30", key=loss)
     assert (d2.level, d2.since) == (2, at("2026-11-22 03:00"))
     c = compute_clocks(1, ep.start, at("2026-11-22 02:04"), ep.end, None, (), calendar, at("2026-11-22 05:00"),
@@ -188,17 +188,38 @@ def test_backbone_loss_35_percent_for_two_hours(rules: ContractRules, calendar: 
 
 def test_provincial_latency_450ms_for_65_minutes(rules: ContractRules, calendar: WorkingCalendar) -> None:
     ev = make(rules, Category.PROVINCIAL)
-    latency = TrackKey(Condition.LATENCY, 400.0)
+    latency = TrackKey(Condition.LOSS_OR_LATENCY, 15.0, 400.0)
     feed(ev, "icmp.rtt_ms", [("2026-11-24 09:00", "2026-11-24 10:00", 350),   # below 400 ms
                              ("2026-11-24 10:00", "2026-11-24 11:05", 450),
                              ("2026-11-24 11:05", "2026-11-24 11:30", 20)])
     (ep,), d = decide(ev, rules, calendar, "2026-11-24 11:30", key=latency)
     assert ep.duration == timedelta(minutes=65)
-    assert (d.level, d.rule and d.rule.id, d.since) == (2, "provincial-latency", at("2026-11-24 11:00"))
+    assert (d.level, d.rule and d.rule.id, d.since) == (2, "provincial-loss-or-latency", at("2026-11-24 11:00"))
     c = compute_clocks(2, ep.start, at("2026-11-24 10:09"), ep.end, None, (), calendar, at("2026-11-24 11:30"),
                        limits=rules.clocks)
     assert c.response.deadline == at("2026-11-24 10:10") and c.response.met
     assert c.restoration.deadline == at("2026-11-24 18:09")
+
+
+def test_an_hour_of_loss_then_an_hour_of_latency_is_two_hours(rules: ContractRules,
+                                                                calendar: WorkingCalendar) -> None:
+    # contract.md: "loss or latency" is one condition. A backbone link, every minute one ICMP burst (its loss
+    # and its round-trip time at the same time): 10:00-11:00 loss 40 % (rtt 20 ms), 11:00-12:00 loss 0 %
+    # but rtt 900 ms, then clean. One fault 10:00-12:00 = 2 h: level 2 at 11:00, level 1 at 12:00
+    ev = make(rules, Category.BACKBONE)
+    for t in every_minute(at("2026-11-24 09:30"), at("2026-11-24 12:30")):
+        bad_loss = at("2026-11-24 10:00") <= t < at("2026-11-24 11:00")
+        bad_rtt = at("2026-11-24 11:00") <= t < at("2026-11-24 12:00")
+        ev.observe(Sample("dev-1", "up", 1.0, t))
+        ev.observe(Sample("dev-1", "icmp.loss_pct", 40.0 if bad_loss else 0.0, t))
+        ev.observe(Sample("dev-1", "icmp.rtt_ms", 900.0 if bad_rtt else 20.0, t))
+    key = TrackKey(Condition.LOSS_OR_LATENCY, 30.0, 800.0)
+    (ep,), d = decide(ev, rules, calendar, "2026-11-24 12:29", key=key)
+    assert (ep.start, ep.end, ep.duration) == (at("2026-11-24 10:00"), at("2026-11-24 12:00"), 2 * timedelta(hours=1))
+    assert (d.level, d.since) == (1, at("2026-11-24 12:00"))
+    _, d2 = decide(ev, rules, calendar, "2026-11-24 11:30", key=key)
+    assert (d2.level, d2.since) == (2, at("2026-11-24 11:00"))
+    # the same hours as two separate conditions would have been two faults of 1 h each: level 2 at most
 
 
 def test_processing_12_hours_over_a_month(rules: ContractRules, calendar: WorkingCalendar) -> None:

@@ -25,7 +25,8 @@ from weibao.core.inventory import Category
 
 H = timedelta(hours=1)
 
-# (category, condition, scope, hours, threshold, level 2, level 1), copied from contract.md's table
+# (category, condition, scope, hours, threshold, level 2, level 1), copied from contract.md's table; the
+# threshold of a loss_or_latency row is its loss (percent), its latency is checked below
 TABLE = {
     ("business", "down", "single", "working", None, 1 * H, 2 * H),
     ("business", "down", "day", "working", None, 2 * H, 4 * H),
@@ -37,10 +38,8 @@ TABLE = {
     ("processing", "down", "day", "any", None, 4 * H, 8 * H),
     ("processing", "down", "month", "any", None, 12 * H, 24 * H),
     ("backbone", "down", "single", "any", None, 1 * H, 2 * H),
-    ("backbone", "loss", "single", "any", 30.0, 1 * H, 2 * H),
-    ("backbone", "latency", "single", "any", 800.0, 1 * H, 2 * H),
-    ("provincial", "latency", "single", "any", 400.0, 1 * H, 2 * H),
-    ("provincial", "loss", "single", "any", 15.0, 1 * H, 2 * H),
+    ("backbone", "loss_or_latency", "single", "any", 30.0, 1 * H, 2 * H),   # loss >= 30 % or latency >= 800 ms
+    ("provincial", "loss_or_latency", "single", "any", 15.0, 1 * H, 2 * H),  # latency >= 400 ms or loss >= 15 %
     ("provincial", "cut_off", "single", "any", None, 1 * H, 2 * H),
 }
 
@@ -50,6 +49,9 @@ def test_every_row_of_the_table(rules: ContractRules) -> None:
            for cat in rules.categories.values() for r in cat.rows}
     assert got == TABLE
     assert set(rules.categories) == set(Category)
+    # "loss or latency" is one condition (contract.md): one row each, with both thresholds
+    assert rules.rule("backbone-loss-or-latency").latency == 800.0
+    assert rules.rule("provincial-loss-or-latency").latency == 400.0
 
 
 def test_clock_limits(rules: ContractRules) -> None:
@@ -67,7 +69,7 @@ def test_clock_limits(rules: ContractRules) -> None:
 
 def test_tracked_keys(rules: ContractRules) -> None:
     assert rules.categories[Category.BACKBONE].tracked() == (
-        TrackKey(Condition.DOWN), TrackKey(Condition.LOSS, 30.0), TrackKey(Condition.LATENCY, 800.0))
+        TrackKey(Condition.DOWN), TrackKey(Condition.LOSS_OR_LATENCY, 30.0, 800.0))
     assert rules.rule("processing-month").scope == Scope.MONTH
     assert rules.rule("business-nonworking-day").hours == Hours.NON_WORKING
 
@@ -119,8 +121,15 @@ def test_level_1_must_exceed_level_2(tmp_path: Path) -> None:
     assert "categories.realtime.0" in msg and "level_1 must be longer than level_2" in msg
 
 
-def test_threshold_required_for_loss(tmp_path: Path) -> None:
-    msg = _broken(tmp_path, "      threshold: 30\n", "")
+def test_thresholds_required_for_loss_or_latency(tmp_path: Path) -> None:
+    msg = _broken(tmp_path, "      latency_ms: 800\n", "")
+    assert "categories.backbone.1" in msg and "needs 'loss_pct' and 'latency_ms'" in msg
+    # a loss row of a site's own needs its threshold
+    msg = _broken(tmp_path, "      loss_pct: 30\n      latency_ms: 800\n      scope: single\n",
+                  "      scope: single\n").replace("loss_or_latency", "x")
+    assert "categories.backbone.1" in msg
+    msg = _broken(tmp_path, "      condition: loss_or_latency\n      loss_pct: 30\n      latency_ms: 800\n",
+                  "      condition: loss\n")
     assert "categories.backbone.1" in msg and "needs 'threshold'" in msg
 
 

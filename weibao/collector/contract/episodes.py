@@ -15,8 +15,13 @@ How time is classified (each sample's state holds until the next sample):
   down time. A fault that returns within ``reopen_window`` after its restoration re-opens the same
   episode (same id, ``reopen_count`` + 1) instead of opening a new one.
 - An episode is **affected by upstream X** when the device's ``depends_on`` upstream was down when it
-  started (or went down at most ``upstream_tolerance`` later): the caller attaches it to X's ticket, and
-  its time is not counted in the device's own per-day / per-month cumulative durations.
+  started (or went down at most ``upstream_tolerance`` later): the caller attaches it to X's ticket (the
+  ticket of X's episode ``affected_episode``), and its time is not counted in the device's own per-day /
+  per-month cumulative durations until it outlasts X's outage (``owned_from``: the moment X was back while
+  this device stayed down), from which it is a fault of its own.
+- ``loss_or_latency`` is one condition of two metrics: at each burst (one timestamp) it is bad when either
+  the loss or the latency of that burst (or the latest one seen of either) is at or above its threshold. A
+  burst's state is taken once all its samples are in: when the device's next burst begins.
 
 Samples must arrive in timestamp order per device and condition; an older sample is ignored (and
 logged), since event time is only replayable if the order is.
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _METRIC = {Condition.DOWN: "up", Condition.CUT_OFF: "up", Condition.LOSS: "icmp.loss_pct",
            Condition.LATENCY: "icmp.rtt_ms"}
+_LOSS, _RTT = "icmp.loss_pct", "icmp.rtt_ms"
 
 
 class TimeState(StrEnum):
@@ -60,8 +66,19 @@ class SignalKind(StrEnum):
 
 
 def observation_from_sample(sample: Sample, key: TrackKey) -> bool | None:
-    """Whether ``sample`` says the condition is bad (True), good (False), or does not bear on it (None)."""
-    if sample.metric != _METRIC[key.condition] or math.isnan(sample.value):
+    """Whether ``sample`` says the condition is bad (True), good (False), or does not bear on it (None).
+    For ``loss_or_latency``: what this one sample says of its own metric (the tracker combines the two)."""
+    if math.isnan(sample.value):
+        return None
+    if key.condition is Condition.LOSS_OR_LATENCY:
+        if sample.metric == _LOSS:
+            assert key.threshold is not None
+            return sample.value >= key.threshold
+        if sample.metric == _RTT:
+            assert key.latency is not None
+            return sample.value >= key.latency
+        return None
+    if sample.metric != _METRIC[key.condition]:
         return None
     if key.condition in (Condition.DOWN, Condition.CUT_OFF):
         return sample.value < 1
@@ -83,6 +100,8 @@ class Episode:
     affected_by: str | None
     reopen_count: int
     as_of: datetime
+    affected_episode: str | None = None  # the id of the upstream root's episode it belongs to
+    restorations: tuple[datetime, ...] = ()  # every restoration, kept when a re-open undoes one
 
     @property
     def is_open(self) -> bool:
@@ -157,10 +176,25 @@ class _Ep:
     down: list[Interval] = field(default_factory=list)
     unknown: list[Interval] = field(default_factory=list)
     affected_by: str | None = None
+    affected_episode: str | None = None
     reopen_count: int = 0
+    restorations: list[datetime] = field(default_factory=list)
+    reopens: list[datetime] = field(default_factory=list)
+
+    def in_fault(self, t: datetime) -> bool:
+        """Whether the episode is a fault at ``t``: started, and not restored then (or re-opened since)."""
+        if t < self.start:
+            return False
+        last = max([r for r in self.restorations if r <= t], default=None)
+        if last is None:
+            return True
+        return any(last < f <= t for f in self.reopens)
 
 
-UpstreamLookup = Callable[[datetime], str | None]
+# (device, episode id) of the root whose outage an episode starting at this time belongs to, or None
+UpstreamLookup = Callable[[datetime], tuple[str, str] | None]
+# the moment an affected episode became a fault of its own (its upstream back while it stayed down), or None
+OwnedFrom = Callable[["_Ep", "ConditionTracker"], datetime | None]
 
 
 class ConditionTracker:
@@ -168,7 +202,7 @@ class ConditionTracker:
 
     def __init__(self, device: str, key: TrackKey, settings: EvaluationSettings, *,
                  probe_interval: timedelta | None = None, maintenance: MaintenanceSchedule | None = None,
-                 upstream: UpstreamLookup | None = None) -> None:
+                 upstream: UpstreamLookup | None = None, owned_from: OwnedFrom | None = None) -> None:
         self.device = device
         self.key = key
         self.settings = settings
@@ -176,7 +210,11 @@ class ConditionTracker:
         self.gap_threshold = self.probe_interval * settings.gap_after_missed_probes
         self._windows = (maintenance or MaintenanceSchedule()).for_device(device)
         self._upstream = upstream
+        self._owned_from = owned_from
         self._last: tuple[datetime, bool] | None = None
+        # loss_or_latency: each metric's latest state, and the burst not yet taken (its time, its states)
+        self._states: dict[str, bool] = {}
+        self._burst: datetime | None = None
         self._segments: list[tuple[Interval, TimeState]] = []
         self._episodes: list[_Ep] = []
         self._open: _Ep | None = None
@@ -184,6 +222,50 @@ class ConditionTracker:
         self._gap_signalled = False
 
     # --- feeding ---------------------------------------------------------------------------------
+
+    @property
+    def pending_good_since(self) -> datetime | None:
+        """The first good sample of a run that may yet restore the open episode (not confirmed yet): whether
+        the episode was still a fault from then on is not known yet."""
+        return self._good_run[0] if self._open is not None and self._good_run else None
+
+    @property
+    def in_fault(self) -> bool:
+        """Whether an episode is open (a bad sample now continues it rather than begins one)."""
+        return self._open is not None
+
+    @property
+    def last_ts(self) -> datetime | None:
+        """The time of the newest sample taken: the classification of time is final up to here."""
+        return self._last[0] if self._last is not None else None
+
+    def observe_sample(self, sample: Sample) -> list[Signal]:
+        """Feed one sample of the metric vocabulary; a sample that does not bear on the condition is ignored."""
+        bad = observation_from_sample(sample, self.key)
+        if bad is None:
+            return []
+        if self.key.condition is not Condition.LOSS_OR_LATENCY:
+            return self.observe(sample.ts, bad)
+        ts = local(sample.ts)
+        signals: list[Signal] = []
+        if self._burst is not None and ts > self._burst:
+            signals = self.flush()
+        if self._burst is None or ts >= self._burst:
+            self._states[sample.metric] = bad
+            self._burst = ts
+        return signals
+
+    @property
+    def pending_burst(self) -> datetime | None:
+        """The time of a loss-or-latency burst not yet taken (it waits for the next burst)."""
+        return self._burst
+
+    def flush(self) -> list[Signal]:
+        """Take the pending burst of a ``loss_or_latency`` condition (either metric bad: bad)."""
+        if self._burst is None:
+            return []
+        ts, self._burst = self._burst, None
+        return self.observe(ts, any(self._states.values()))
 
     def set_maintenance(self, maintenance: MaintenanceSchedule) -> None:
         """Replace the windows; applies to time not yet classified (from the last sample on)."""
@@ -222,6 +304,7 @@ class ConditionTracker:
             if (len(self._good_run) >= self.settings.clear_after_good_samples
                     and ts - first >= self.settings.hold_down):
                 self._open.end = first
+                self._open.restorations.append(first)
                 ep = self._open
                 self._open = None
                 self._good_run.clear()
@@ -236,12 +319,13 @@ class ConditionTracker:
         self._gap_signalled = True
         return [Signal(SignalKind.GAP_STARTED, self.device, self.key, self._last[0] + self.probe_interval)]
 
-    def mark_affected(self, upstream: str, since: datetime) -> list[Signal]:
-        """Mark the open episode as caused by ``upstream`` if it started at or after ``since``."""
+    def mark_affected(self, upstream: str, since: datetime, episode: str | None = None) -> list[Signal]:
+        """Mark the open episode as caused by ``upstream`` (its episode ``episode``) if it started at or after
+        ``since``."""
         ep = self._open
         if ep is None or ep.affected_by is not None or ep.start < since:
             return []
-        ep.affected_by = upstream
+        ep.affected_by, ep.affected_episode = upstream, episode
         now = self._last[0] if self._last else ep.start
         return [Signal(SignalKind.AFFECTED, self.device, self.key, ep.start, self._snap(ep, now), upstream)]
 
@@ -290,12 +374,15 @@ class ConditionTracker:
         if last is not None and last.end is not None and t - last.end <= self.settings.reopen_window:
             last.end = None
             last.reopen_count += 1
+            last.reopens.append(t)
             self._open = last
             return [Signal(SignalKind.REOPENED, self.device, self.key, t, self._snap(last, t))]
-        suffix = f"@{self.key.threshold:g}" if self.key.threshold is not None else ""
+        suffix = self.key.suffix
         ep = _Ep(id=f"{self.device}/{self.key.condition.value}{suffix}/{t.isoformat()}", start=t)
         if self._upstream is not None and self.key.condition in (Condition.DOWN, Condition.CUT_OFF):
-            ep.affected_by = self._upstream(t)
+            root = self._upstream(t)
+            if root is not None:
+                ep.affected_by, ep.affected_episode = root
         self._episodes.append(ep)
         self._open = ep
         return [Signal(SignalKind.OPENED, self.device, self.key, t, self._snap(ep, t), ep.affected_by)]
@@ -315,7 +402,8 @@ class ConditionTracker:
                     unknown.append(iv)
         return Episode(id=ep.id, device=self.device, key=self.key, start=ep.start, end=ep.end,
                        down=tuple(merge(down)), unknown=tuple(merge(unknown)), affected_by=ep.affected_by,
-                       reopen_count=ep.reopen_count, as_of=now)
+                       reopen_count=ep.reopen_count, as_of=now, affected_episode=ep.affected_episode,
+                       restorations=tuple(ep.restorations))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -329,12 +417,55 @@ class ConditionTracker:
         return [self._snap(e, now) for e in self._episodes]
 
     def cumulative(self, now: datetime) -> Cumulative:
-        """The device's own down time (episodes affected by an upstream left out), up to ``now``."""
+        """The device's own down time up to ``now``: an episode affected by an upstream counts only from the
+        moment it became a fault of its own (its upstream back while it stayed down)."""
+        now = local(now)
         down: list[Interval] = []
-        for ep in self.episodes(now):
+        for raw in self._episodes:
+            ep = self._snap(raw, now)
             if ep.affected_by is None:
                 down.extend(ep.down)
+            elif self._owned_from is not None:
+                own = self._owned_from(raw, self)
+                if own is not None:
+                    down.extend(clip_all(ep.down, own, now))
         return Cumulative(self.device, self.key, tuple(merge(down)))
+
+    # --- lookups for the devices that depend on this one ------------------------------------------
+
+    def first_down(self, a: datetime, b: datetime) -> tuple[datetime, _Ep] | None:
+        """The first moment in [a, b] this device is known down, with its episode; None if not known down.
+
+        Known: what the samples taken so far say; a bad newest sample holds until the next one."""
+        a, b = local(a), local(b)
+        found: tuple[datetime, _Ep] | None = None
+        for ep in reversed(self._episodes):
+            if ep.end is not None and ep.end <= a:
+                break
+            for iv in ep.down:
+                if iv.end > a and iv.start <= b:
+                    t = max(iv.start, a)
+                    if found is None or t < found[0]:
+                        found = (t, ep)
+                    break
+            # the newest sample is bad: down from it on, until a sample says otherwise
+            last = self._last
+            if ep is self._open and last is not None and last[1] and last[0] <= b:
+                t = max(last[0], a)
+                if found is None or t < found[0]:
+                    found = (t, ep)
+        return found
+
+    def episode(self, episode_id: str, now: datetime) -> Episode | None:
+        """The remembered episode ``episode_id`` as of ``now``."""
+        raw = self.raw_episode(episode_id)
+        return self._snap(raw, local(now)) if raw is not None else None
+
+    def raw_episode(self, episode_id: str) -> _Ep | None:
+        for ep in reversed(self._episodes):
+            if ep.id == episode_id:
+                return ep
+        return None
 
     def timeline(self, now: datetime) -> list[tuple[Interval, TimeState]]:
         """Classified time from the first sample up to ``now``."""

@@ -128,8 +128,7 @@ def level_of(episode: Episode, cumulative: Cumulative, category_rules: CategoryR
     end = min(now, episode.end) if episode.end is not None else now
     history = merge([*cumulative.intervals, *episode.down])
     protection = calendar.protection_during(episode.start, end)
-    rows = [r for r in category_rules.rows
-            if r.condition == episode.key.condition and r.threshold == episode.key.threshold]
+    rows = [r for r in category_rules.rows if r.key == episode.key]
     for level in (1, 2):
         found: tuple[datetime, RuleRow] | None = None
         for row in rows:

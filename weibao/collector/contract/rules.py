@@ -41,6 +41,9 @@ class Condition(StrEnum):
     CUT_OFF = "cut_off"    # metric ``up`` of the device that links a provincial network to the backbone
     LOSS = "loss"          # ``icmp.loss_pct`` >= threshold
     LATENCY = "latency"    # ``icmp.rtt_ms`` >= threshold
+    # ``icmp.loss_pct`` >= loss_pct or ``icmp.rtt_ms`` >= latency_ms: one condition (contract.md), so an hour
+    # of loss then an hour of latency is two hours of it
+    LOSS_OR_LATENCY = "loss_or_latency"
 
 
 class Scope(StrEnum):
@@ -91,16 +94,29 @@ class RuleRow:
     hours: Hours
     level_2: timedelta
     level_1: timedelta
-    threshold: float | None = None
+    threshold: float | None = None  # loss (percent) or latency (ms); loss for loss_or_latency
     text: str = ""
+    latency: float | None = None    # the latency (ms) of a loss_or_latency row
+
+    @property
+    def key(self) -> TrackKey:
+        return TrackKey(self.condition, self.threshold, self.latency)
 
 
 @dataclass(frozen=True, slots=True)
 class TrackKey:
-    """One thing to track per device: a condition and, for loss and latency, its threshold."""
+    """One thing to track per device: a condition and, for loss and latency, its threshold(s)."""
 
     condition: Condition
     threshold: float | None = None
+    latency: float | None = None  # the second threshold of loss_or_latency
+
+    @property
+    def suffix(self) -> str:
+        """What tells this key apart from another of the same condition: ``@30`` or ``@30/800``."""
+        if self.threshold is None:
+            return ""
+        return f"@{self.threshold:g}" + (f"/{self.latency:g}" if self.latency is not None else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +125,11 @@ class CategoryRules:
     rows: tuple[RuleRow, ...]
 
     def tracked(self) -> tuple[TrackKey, ...]:
-        """The distinct (condition, threshold) pairs the rows of this category need tracked."""
-        return tuple(dict.fromkeys(TrackKey(r.condition, r.threshold) for r in self.rows))
+        """The distinct (condition, thresholds) the rows of this category need tracked."""
+        return tuple(dict.fromkeys(r.key for r in self.rows))
 
     def rows_for(self, key: TrackKey) -> tuple[RuleRow, ...]:
-        return tuple(r for r in self.rows if TrackKey(r.condition, r.threshold) == key)
+        return tuple(r for r in self.rows if r.key == key)
 
 
 class ClockName(StrEnum):
@@ -229,6 +245,8 @@ class _Row(_Strict):
     scope: Scope
     hours: Hours
     threshold: float | None = Field(None, gt=0)
+    loss_pct: float | None = Field(None, gt=0, le=100)   # loss_or_latency
+    latency_ms: float | None = Field(None, gt=0)         # loss_or_latency
     level_2: str
     level_1: str
 
@@ -244,6 +262,11 @@ class _Row(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> _Row:
         measured = self.condition in (Condition.LOSS, Condition.LATENCY)
+        both = self.condition == Condition.LOSS_OR_LATENCY
+        if both and (self.loss_pct is None or self.latency_ms is None or self.threshold is not None):
+            raise ValueError("a loss_or_latency row needs 'loss_pct' and 'latency_ms' (and no 'threshold')")
+        if not both and (self.loss_pct is not None or self.latency_ms is not None):
+            raise ValueError(f"a {self.condition} row takes no 'loss_pct' or 'latency_ms'")
         if measured and self.threshold is None:
             raise ValueError(f"a {self.condition} row needs 'threshold'")
         if not measured and self.threshold is not None:
@@ -303,7 +326,8 @@ def load_contract_rules(path: Path | str) -> ContractRules:
         cat: CategoryRules(cat, tuple(
             RuleRow(id=r.id, category=cat, condition=r.condition, scope=r.scope, hours=r.hours,
                     level_2=parse_duration(r.level_2), level_1=parse_duration(r.level_1),
-                    threshold=r.threshold, text=r.text) for r in rows))
+                    threshold=r.loss_pct if r.condition == Condition.LOSS_OR_LATENCY else r.threshold,
+                    text=r.text, latency=r.latency_ms) for r in rows))
         for cat, rows in f.categories.items()
     }
     return ContractRules(file=src.file, clocks=clocks, evaluation=evaluation,

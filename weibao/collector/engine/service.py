@@ -10,7 +10,13 @@ rebuild after a registration changed the devices, and reloads of maintenance win
 
 Clock: samples are evaluated in their own (event) time. The sweep needs a "now": the wall clock while
 data is live, else (data older than ``live_horizon_s``, e.g. a backfill) the newest event time seen, so
-that old data is judged as of its own time and not as a months-long gap.
+that old data is judged as of its own time and not as a months-long gap. A device's fault is judged as of
+its own newest sample (``Evaluator.as_of``), never as of another device's.
+
+Any arrival order: a dependent's samples wait in a ``DependencyGate`` until its upstream's samples reach
+them (or the upstream falls silent), so whether it is affected by its upstream's outage, and whose ticket
+lists it, is decided the same way whichever agent's batch comes first; the replay at start goes through the
+same gate.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ from weibao.collector.contract import Evaluator, MaintenanceSchedule
 from weibao.collector.contract.calendar import day_start, local, month_start
 from weibao.collector.contract.rules import Scope
 from weibao.collector.engine.extras import Extras
+from weibao.collector.engine.gate import DependencyGate
 from weibao.collector.engine.replay import FAULT_METRICS, month_samples
 from weibao.collector.engine.setup import ContractFiles, DeviceBook, device_stamp, load_devices
-from weibao.collector.engine.signals import REACH_RULES, FaultSync
+from weibao.collector.engine.signals import REACH_RULES, FaultSync, quality_rule
 from weibao.collector.engine.sweep import Sweeper
 from weibao.collector.storage import SampleStore
 from weibao.collector.tickets.ops import ACTIVE, TicketOps
@@ -70,8 +77,10 @@ class ContractEngine:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self._seq_lock = threading.Lock()
-        self._replayed_seq = -1
-        self._replayed: frozenset[str] = frozenset()  # devices whose fault samples the last replay read
+        # (newest batch seq the replay covered, devices it replayed): their fault samples in batches up to
+        # that seq, still queued then, were read by the replay and are not evaluated again
+        self._replays: list[tuple[int, frozenset[str]]] = []
+        self.processed_seq = 0
         self._event_max: datetime | None = None
         self._seen: dict[str, datetime] = {}  # device -> newest fault sample evaluated
         self._heard: dict[str, float] = {}  # agent -> monotonic time its last batch was processed
@@ -81,6 +90,7 @@ class ContractEngine:
         self.ready = threading.Event()  # set once the start-up replay is done
         self.book = DeviceBook({}, {}, {}, (-1, -1), {})
         self.evaluator = Evaluator(files.rules, [])
+        self.gate = DependencyGate({}, files.rules.evaluation.upstream_tolerance, self.evaluator.begins)
         self.processed = 0
 
     # -- the ingest side -----------------------------------------------------------------------------------
@@ -107,7 +117,7 @@ class ContractEngine:
     def status(self) -> dict[str, object]:
         newest = self._event_max
         return {"enabled": True, "ready": self.ready.is_set(), "devices": len(self.book.specs),
-                "batches_processed": self.processed, "queued": self._queue.qsize(),
+                "batches_processed": self.processed, "queued": self._queue.qsize(), "held": self.gate.held,
                 "newest_event": newest.isoformat() if newest is not None else None,
                 "clock": self.now().isoformat()}
 
@@ -164,33 +174,44 @@ class ContractEngine:
         self.evaluator.set_maintenance(self._schedule())
 
     def rebuild(self, *, live: bool = False) -> None:
-        """New evaluator for the registered devices, its state replayed from the stored samples.
+        """Evaluator state for the registered devices, replayed from the stored samples.
 
-        At start-up (``live`` False) every device is replayed and the replay only rebuilds state; open
-        episodes are then synced, which finds their tickets. After a registration change while running
-        (``live``), only the devices the engine already knew are replayed, and their samples it had not
+        At start-up (``live`` False) a new evaluator is built, every device is replayed and the replay only
+        rebuilds state; open episodes are then synced, which finds their tickets. After a registration
+        change while running (``live``), the evaluator keeps what it knows of the devices whose registration
+        did not change; those whose registration changed are replayed, and their samples it had not
         evaluated yet (batches still queued) are acted on as they are replayed; devices new to it start
         empty and take their batches from the queue, in order, like any live data.
         """
         started = time.monotonic()
-        known = frozenset(self.book.specs) if live else None
         with self._seq_lock:
-            self._replayed_seq = self._seq
+            seq = self._seq
         self.book = load_devices(self.engine)
-        self._replayed = known if known is not None else frozenset(self.book.specs)
-        ev = Evaluator(self.files.rules, self.book.specs.values(), maintenance=self._schedule())
+        upstream = {name: spec.depends_on for name, spec in self.book.specs.items()}
+        if live:
+            ev = self.evaluator
+            replaying = frozenset(ev.update(self.book.specs.values()))
+            self.gate.retarget(upstream)
+            for name in set(self._seen) - self.book.specs.keys():
+                del self._seen[name]
+        else:
+            ev = Evaluator(self.files.rules, self.book.specs.values(), maintenance=self._schedule())
+            replaying = frozenset(self.book.specs)
+            self.evaluator = ev
+            self.gate = DependencyGate(upstream, self.files.rules.evaluation.upstream_tolerance, ev.begins)
+        self._replays = [(q, devices) for q, devices in self._replays if q > self.processed_seq]
+        self._replays.append((seq, replaying))
+        if not replaying:
+            log.info("contract engine: %d devices, none replayed", len(self.book.specs))
+            return
         wall = self._wall()
-        starts = self._starts(wall)
+        starts = {d: t for d, t in self._starts(wall).items() if d in replaying}
         since = min(starts.values(), default=wall)
         seen = dict(self._seen) if live else None
         n = 0
-        self.evaluator = ev
-        # samples a little ahead of this clock (an agent's clock runs fast) are replayed too
-        for s in month_samples(self.engine, self.samples, self.book.specs, self.files.rules.evaluation, since,
-                               wall + _AHEAD, wall - timedelta(hours=self.cfg.replay_raw_hours),
-                               self.book.depth, starts):
-            if s.device not in self._replayed or s.ts < starts[s.device]:
-                continue
+
+        def replay(s: Sample) -> None:
+            nonlocal n
             signals = ev.observe(s)
             n += 1
             last = self._seen.get(s.device)
@@ -198,13 +219,24 @@ class ContractEngine:
                 self._seen[s.device] = s.ts
             if signals and seen is not None and (s.device not in seen or s.ts > seen[s.device]):
                 self.sync.handle(signals, ev, self.book, local(s.ts))
+
+        # samples a little ahead of this clock (an agent's clock runs fast) are replayed too
+        specs = {d: spec for d, spec in self.book.specs.items() if d in replaying}
+        stored = (s for s in month_samples(self.engine, self.samples, specs, self.files.rules.evaluation,
+                                           since, wall + _AHEAD, wall - timedelta(hours=self.cfg.replay_raw_hours),
+                                           self.book.depth, starts)
+                  if s.device in replaying and s.ts >= starts[s.device])
+        released = self._released()
+        for s in stored:
+            self.gate.push((s,), replay, self._seen.get, released)
             if self._event_max is None or s.ts > self._event_max:
                 self._event_max = s.ts
-        now = self.now()
-        for ep in ev.open_episodes(now):
-            self.sync.sync(ep, ev, now, allow_ended=False)
-        log.info("contract engine: %d devices, %d samples replayed since %s in %.1f s", len(self.book.specs), n,
-                 since.isoformat(), time.monotonic() - started)
+        if not live:
+            now = self.now()
+            for ep in ev.open_episodes(now):
+                self.sync.sync(ep, ev, now, allow_ended=False)
+        log.info("contract engine: %d devices, %d of them replayed, %d samples since %s in %.1f s",
+                 len(self.book.specs), len(replaying), n, since.isoformat(), time.monotonic() - started)
 
     def _starts(self, wall: datetime) -> dict[str, datetime]:
         """Where each device's replay begins: the month for categories with per-month rows, else the start
@@ -215,7 +247,7 @@ class ContractEngine:
         starts = {name: month_start(today) if spec.category in monthly else day_start(today - timedelta(days=1))
                   for name, spec in self.book.specs.items()}
         for t in self.ops.store.find(state=list(ACTIVE), limit=10_000):
-            if t.device in starts and (t.rule in REACH_RULES or t.rule.split("@")[0] in ("loss", "latency")):
+            if t.device in starts and (t.rule in REACH_RULES or quality_rule(t.rule)):
                 starts[t.device] = min(starts[t.device], t.opened_at)
         return {name: max(start, wall - _MAX_LOOKBACK) for name, start in starts.items()}
 
@@ -234,34 +266,51 @@ class ContractEngine:
         names = {s["device"] for s in batch.samples} | {e["device"] for e in batch.events}
         if not names <= self.book.specs.keys() and self._devices_changed():
             self.rebuild(live=True)
-        # a batch committed before the last rebuild is in the evaluator already, for the devices replayed
-        replayed = self._replayed if seq <= self._replayed_seq else frozenset()
-        ev, book, extras = self.evaluator, self.book, self.extras
+        # a batch committed before a replay is in the evaluator already, for the devices replayed
+        replayed = frozenset().union(*(devices for q, devices in self._replays if seq <= q))
+        book, extras = self.book, self.extras
         picked = [s for s in batch.samples if s["device"] in book.specs and (
             (s["metric"] in _FAULT and s["device"] not in replayed) or s["metric"] in extras.metrics)]
         depth = book.depth
         picked.sort(key=lambda s: (s["ts"], depth.get(s["device"], 0), s["metric"] != "up"))
         touched: set[str] = set()
         newest = self._event_max
+        faults: list[Sample] = []
         for w in picked:
             sample = Sample(w["device"], w["metric"], w["value"], w["ts"], w.get("labels") or {})
             if newest is None or sample.ts > newest:
                 newest = sample.ts
             if sample.metric in _FAULT and sample.device not in replayed:
-                signals = ev.observe(sample)
-                last = self._seen.get(sample.device)
-                if last is None or sample.ts > last:
-                    self._seen[sample.device] = sample.ts
-                if signals:
-                    self.sync.handle(signals, ev, book, local(sample.ts))
-                touched.add(sample.device)
+                faults.append(sample)
             if sample.metric in extras.metrics:
                 extras.sample(sample, book.kinds.get(sample.device))
         for e in sorted(batch.events, key=lambda e: e["ts"]):
             extras.event(e["device"], str(e["kind"]), e["ts"], e.get("data") or {})
         self._event_max = newest
         self._heard[batch.agent] = time.monotonic()
-        now = self.now()
+        self.gate.push(faults, self._evaluator_step(touched), self._seen.get, self._released())
+        self._after(touched)
+        self.processed += 1
+        self.processed_seq = seq
+
+    def _evaluator_step(self, touched: set[str]) -> Callable[[Sample], None]:
+        """Evaluate one sample that the gate lets through, and act on what it signals."""
+        ev, book = self.evaluator, self.book
+
+        def step(sample: Sample) -> None:
+            signals = ev.observe(sample)
+            last = self._seen.get(sample.device)
+            if last is None or sample.ts > last:
+                self._seen[sample.device] = sample.ts
+            if signals:
+                self.sync.handle(signals, ev, book, local(sample.ts))
+            touched.add(sample.device)
+        return step
+
+    def _after(self, touched: set[str]) -> None:
+        """What a step of evaluation may have changed beyond its signals: promotions of the faults of the
+        devices it touched (each as of its own newest sample), and whose fault an affected device's is."""
+        ev, now = self.evaluator, self.now()
         for device in touched:
             for tracker in ev.trackers(device):
                 ep = tracker.open_episode(now)
@@ -269,7 +318,59 @@ class ContractEngine:
                     ticket = self.ops.by_episode(ep.id)
                     if ticket is not None:
                         self.sync.promote(ticket, ep, ev, now)
-        self.processed += 1
+        self.sync.follow_owners(ev, touched, now)
+
+    def _released(self) -> Callable[[str, datetime, float], bool]:
+        """When a dependent stops waiting for ``upstream``'s samples to reach ``ts`` + tolerance: the
+        upstream is known down at ``ts`` already (its samples reach ``ts``: what comes after cannot change
+        whose fault the dependent's is), or its agent has not been heard from for longer than the upstream's
+        gap threshold (counted from the engine's start for an agent not heard yet), or, having waited that
+        long, its agent's samples are past ``ts`` by more than that threshold while the upstream's are not:
+        it is not being reported."""
+        mono = time.monotonic()
+        agents = self.book.agents
+        settings = self.files.rules.evaluation
+        newest: dict[str, datetime] = {}
+        for device, ts in self._seen.items():
+            agent = agents.get(device)
+            if agent is not None and (agent not in newest or ts > newest[agent]):
+                newest[agent] = ts
+
+        ev = self.evaluator
+
+        def released(upstream: str, ts: datetime, waited_s: float) -> bool:
+            spec = self.book.specs.get(upstream)
+            if spec is None:
+                return True
+            reached = self._seen.get(upstream)
+            if reached is not None and reached >= ts and ev.root_at(upstream, ts, ts) is not None:
+                return True
+            threshold = (spec.probe_interval or settings.default_probe_interval) * settings.gap_after_missed_probes
+            agent = agents.get(upstream)
+            if agent is None:
+                return True
+            if mono - self._heard.get(agent, self._started) > threshold.total_seconds():
+                return True
+            ahead = newest.get(agent)
+            return (waited_s >= threshold.total_seconds() and ahead is not None
+                    and ahead >= ts + self.gate.tolerance + threshold)
+        return released
+
+    def _flush_bursts(self, touched: set[str]) -> None:
+        """Take the last burst of a loss-or-latency condition once the next one is overdue: a burst's
+        samples otherwise wait for the device's next burst (they share one time)."""
+        ev, book = self.evaluator, self.book
+        clock = self.gap_clock()
+        settings = self.files.rules.evaluation
+        for device, spec in book.specs.items():
+            probe = spec.probe_interval or settings.default_probe_interval
+            for tracker in ev.trackers(device):
+                pending = tracker.pending_burst
+                if pending is not None and clock(device) - pending >= probe:
+                    signals = tracker.flush()
+                    if signals:
+                        self.sync.handle(signals, ev, book, local(pending))
+                    touched.add(device)
 
     def gap_clock(self) -> Callable[[str], datetime]:
         """The time each device's silence is judged at, for this sweep.
@@ -306,6 +407,11 @@ class ContractEngine:
         self._last_sweep = time.monotonic()
         if self._devices_changed():
             self.rebuild(live=True)
+        touched: set[str] = set()
+        self.gate.release(self._evaluator_step(touched), self._seen.get, self._released())
+        self._flush_bursts(touched)
+        if touched:
+            self._after(touched)
         now = self.now()
         if time.monotonic() - self._last_prune > 3600:
             self._last_prune = time.monotonic()

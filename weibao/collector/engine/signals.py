@@ -6,13 +6,20 @@ found by its episode id, which is device + condition + start):
 
 - a new episode opens a ticket at level 3 at the episode's start (or re-opens the device's restored
   ticket of the same rule within the re-open window), and is promoted at once if ``level_of`` says so;
-- an episode caused by its upstream (``affected_by``) adds the device to the upstream's open ticket
-  (``attach_affected``) instead; a ticket the device had already opened is folded into the root's
-  (restored and closed with a note naming the root ticket);
+- an episode caused by its upstream (``affected_by``) adds the device to the ticket of the root's episode
+  (``attach_affected``), whatever state that ticket is in by now (an agent's backlog may tell of it after the
+  root's ticket was restored or closed: it is added, dated when the device went down); when the upstream
+  is back while the device stays down, the device's fault is its own from that moment (``Evaluator
+  .ownership``): its own ticket opens then. A ticket the device had opened before its upstream's samples
+  came (the upstream was silent) is folded into the root's (restored and closed with a note naming it);
 - loss and latency episodes of a device that is down are the same fault: no ticket of their own;
 - a restored episode restores its ticket; an episode that came back (``reopen_count`` above the
   ticket's) re-opens it, or opens a new ticket if it was closed meanwhile;
-- levels only rise: the promotion is recorded at the time the winning row first held.
+- levels only rise: the promotion is recorded at the time the winning row first held, judged as of the
+  device's own newest sample.
+
+What monitoring learns is dated by its own (event) time, also when it is learnt late: a restoration, a
+promotion, an affected device. The machine keeps what people did (weibao/collector/tickets/machine.py).
 
 Monitoring gaps (no data is not down) open one ticket per AGENT (rule ``agent_gap``, device = the agent's
 name) listing the silent devices as affected; it is restored when every one of them sends data again.
@@ -23,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from weibao.collector.contract import (
     ContractRules,
@@ -35,6 +42,7 @@ from weibao.collector.contract import (
     WorkingCalendar,
     level_of,
 )
+from weibao.collector.contract.intervals import clip_all
 from weibao.collector.contract.rules import CategoryRules, Condition, TrackKey
 from weibao.collector.engine.setup import DeviceBook
 from weibao.collector.tickets import machine
@@ -46,18 +54,24 @@ log = logging.getLogger(__name__)
 
 REACH = (Condition.DOWN, Condition.CUT_OFF)
 REACH_RULES = (Condition.DOWN.value, Condition.CUT_OFF.value)
+QUALITY = (Condition.LOSS, Condition.LATENCY, Condition.LOSS_OR_LATENCY)
 GAP_RULE = "agent_gap"
 FOLD_NOTE = "same fault as ticket"
 _TICK = timedelta(milliseconds=1)
 
 
 def rule_name(key: TrackKey, category: CategoryRules) -> str:
-    """The ticket's rule for a tracked condition: ``down``, ``cut_off``, ``loss``, ``latency`` (with
-    ``@threshold`` only when the category tracks that condition at several thresholds)."""
+    """The ticket's rule for a tracked condition: ``down``, ``cut_off``, ``loss_or_latency``, ``loss``,
+    ``latency`` (with the thresholds only when the category tracks that condition at several)."""
     same = [k for k in category.tracked() if k.condition == key.condition]
     if len(same) > 1 and key.threshold is not None:
-        return f"{key.condition.value}@{key.threshold:g}"
+        return f"{key.condition.value}{key.suffix}"
     return key.condition.value
+
+
+def quality_rule(rule: str) -> bool:
+    """Whether a ticket's rule is one of loss / latency (the same fault as a device being down)."""
+    return rule.split("@")[0] in {c.value for c in QUALITY}
 
 
 class FaultSync:
@@ -69,6 +83,8 @@ class FaultSync:
         self.calendar = calendar
         self.window = rules.evaluation.reopen_window
         self.gaps: dict[str, set[str]] = {}  # agent -> its devices without data
+        # affected episodes still followed: (device, key) -> episode id -> how many owners were acted on
+        self._owners: dict[tuple[str, TrackKey], dict[str, int]] = {}
 
     # -- signals -------------------------------------------------------------------------------------------
     def handle(self, signals: Iterable[Signal], ev: Evaluator, book: DeviceBook, now: datetime) -> None:
@@ -134,19 +150,8 @@ class FaultSync:
         cond = ep.key.condition
         ticket = self.ops.by_episode(ep.id)
         if ep.affected_by is not None and cond in REACH:
-            root = self.ops.active(ep.affected_by, REACH_RULES, states=NOT_CLOSED)
-            if root is not None and ep.is_open and root.state is TicketState.RESTORED:
-                root = None  # the upstream is back and this device is still down: a fault of its own
-            if root is not None:
-                if ep.is_open and ep.device not in root.affected:
-                    self.ops.change(root.id, lambda t: machine.attach_affected(
-                        t, devices=[ep.device], at=later(t, ep.start),
-                        note=f"{ep.device} unreachable: upstream {ep.affected_by} is down"))
-                if ticket is not None and ticket.state in ACTIVE and ticket.device == ep.device:
-                    self._fold(ticket, root, ep.start)
-                return root
-            # the upstream has no open ticket (in maintenance, or restored while this stays down)
-        if cond not in REACH and self._within_down(ev, ep, now):
+            return self._sync_affected(ep, ev, ticket, now)
+        if cond in QUALITY and self._within_down(ev, ep, now):
             down = self.ops.active(ep.device, REACH_RULES)
             if ticket is not None and ticket.state in ACTIVE and down is not None:
                 self._fold(ticket, down, ep.start)
@@ -165,11 +170,87 @@ class FaultSync:
             ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, ep.start), episode=ep.id,
                                    note=f"still {ep.key.condition.value} after {ticket.id} was folded")
         ticket = self.promote(ticket, ep, ev, now)  # before a restoration: the promotion came first
-        if not ep.is_open and ep.end is not None and ticket.state in ACTIVE:
+        return self._restored(ticket, ep)
+
+    def _restored(self, ticket: Ticket, ep: Episode) -> Ticket:
+        """Restore the ticket at the episode's end (its own time, even if learnt after people acted)."""
+        if not ep.is_open and ep.end is not None and ticket.state in ACTIVE and ep.end >= ticket.opened_at:
             end = ep.end
             ticket = self.ops.change(ticket.id, lambda t: machine.restore(
-                t, at=later(t, end), note="fault cleared")) or ticket
+                t, at=end, note="fault cleared", recorded=_wall())) or ticket
         return ticket
+
+    # -- affected devices ----------------------------------------------------------------------------------
+    def _sync_affected(self, ep: Episode, ev: Evaluator, ticket: Ticket | None, now: datetime) -> Ticket | None:
+        """An episode that began in its upstream's outage: listed on the owner's ticket for as long as it
+        belongs to that outage, then a fault of its own (or of another upstream) from the moment the owner
+        was back (``Evaluator.ownership``)."""
+        tracker = ev.tracker(ep.device, ep.key)
+        raw = tracker.raw_episode(ep.id)
+        if raw is None:
+            return None
+        owners = ev.ownership(tracker, raw)
+        own_since = next((since for since, who, _ in owners if who == ep.device), None)
+        result: Ticket | None = None
+        acted = 0
+        for n, (since, who, episode) in enumerate(owners):
+            if who == ep.device:
+                result = self._own_from(ep, ev, since, now)
+                acted = n + 1
+                break
+            root = self.ops.by_episode(episode)
+            if root is None:
+                break  # its owner's ticket is not there yet: a later pass attaches it
+            if ep.device not in root.affected:
+                root = self._attach(root, ep.device, max(since, root.opened_at),
+                                    f"{ep.device} unreachable from {since.isoformat()}: upstream {who} is down")
+            if (n == 0 and ticket is not None and ticket.state in ACTIVE and ticket.device == ep.device
+                    and (own_since is None or ticket.opened_at < own_since)):
+                self._fold(ticket, root, ep.start)  # opened at its start while its upstream was silent
+            result = root
+            acted = n + 1
+        self._owners.setdefault((ep.device, ep.key), {})[ep.id] = acted
+        return result
+
+    def _attach(self, root: Ticket, device: str, at: datetime, note: str) -> Ticket:
+        return self.ops.change(root.id, lambda t: machine.attach_affected(
+            t, devices=[device], at=at, recorded=_wall(), note=note)) or root
+
+    def _own_from(self, ep: Episode, ev: Evaluator, since: datetime, now: datetime) -> Ticket:
+        """The device's own ticket for the part of ``ep`` from ``since`` on (episode id ``ep.id``)."""
+        own = self.ops.by_episode(ep.id)
+        if own is None or _folded(own):
+            rule = rule_name(ep.key, self._category(ev, ep.device))
+            own = self.ops.open(device=ep.device, rule=rule, at=since, episode=ep.id,
+                                note=f"{ep.key.condition.value} since {since.isoformat()}: its upstream was back, "
+                                     "it was not")
+        mine = replace(ep, start=since, down=tuple(clip_all(ep.down, since, ep.as_of)), affected_by=None,
+                       affected_episode=None)
+        own = self.promote(own, mine, ev, now)
+        return self._restored(own, mine)
+
+    def follow_owners(self, ev: Evaluator, devices: Iterable[str], now: datetime) -> None:
+        """Act on affected episodes whose owner changed since they were last synced: an upstream was back
+        while they stayed down (learnt from either device's samples, in whatever order they came)."""
+        wanted = set(devices)
+        for (device, key), episodes in list(self._owners.items()):
+            if device not in wanted and not wanted & set(ev.upstream_chain(device)):
+                continue
+            tracker = ev.tracker(device, key)
+            for ep_id, acted in list(episodes.items()):
+                raw = tracker.raw_episode(ep_id)
+                if raw is None:
+                    del episodes[ep_id]
+                    continue
+                if len(ev.ownership(tracker, raw)) > acted:
+                    snap = tracker.episode(ep_id, now)
+                    if snap is not None:
+                        try:
+                            self.sync(snap, ev, now, allow_ended=True)
+                        except TicketError as exc:
+                            log.warning("affected episode %s: %s", ep_id, exc)
+            if not episodes:
+                del self._owners[(device, key)]
 
     def _adopt(self, ep: Episode, ev: Evaluator) -> Ticket | None:
         """The device's ticket of the same rule that this open episode continues, under another episode id
@@ -196,10 +277,9 @@ class FaultSync:
         note = f"{ep.key.condition.value} since {ep.start.isoformat()}"
         ticket = self.ops.open(device=ep.device, rule=rule, at=ep.start, episode=ep.id, note=note)
         if ep.key.condition in REACH:
-            for cond in (Condition.LOSS, Condition.LATENCY):
-                for other in self.ops.store.find(state=list(ACTIVE), device=ep.device, limit=20):
-                    if other.rule.split("@")[0] == cond.value:
-                        self._fold(other, ticket, ep.start)
+            for other in self.ops.store.find(state=list(ACTIVE), device=ep.device, limit=20):
+                if quality_rule(other.rule):
+                    self._fold(other, ticket, ep.start)
         return ticket
 
     def _reopen(self, ticket: Ticket, ep: Episode, ev: Evaluator) -> Ticket:
@@ -233,6 +313,9 @@ class FaultSync:
         if ticket.state is TicketState.CLOSED or ticket.level == 1:
             return ticket
         tracker = ev.tracker(ep.device, ep.key)
+        # as of the device's own newest sample: what comes after it is not known yet
+        newest = tracker.last_ts
+        now = min(now, newest) if newest is not None else now
         cumulative = tracker.cumulative(now)
         category = self._category(ev, ep.device)
         steps: list[LevelDecision] = []
@@ -258,7 +341,7 @@ class FaultSync:
         level = decision.level
         try:
             return self.ops.change(ticket.id, lambda t: machine.promote(
-                t, level=level, at=later(t, since), note=note)) or ticket
+                t, level=level, at=max(since, t.opened_at), note=note, recorded=_wall())) or ticket
         except IllegalTransition as exc:  # someone promoted it meanwhile
             log.debug("%s: %s", ticket.id, exc.reason)
             return ticket
@@ -324,6 +407,10 @@ class FaultSync:
         ticket = self.ops.active(agent, [GAP_RULE])
         if ticket is not None:
             self.ops.change(ticket.id, lambda t: machine.restore(t, at=later(t, at), note="data flows again"))
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
 
 
 def _with_episode(ticket: Ticket, episode: str) -> Ticket:
