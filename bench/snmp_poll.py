@@ -60,7 +60,7 @@ from bench.common import (  # noqa: E402
 from tests.peers.snmpd import COMMUNITY, Snmpd, running_snmpd  # noqa: E402
 from weibao.agent.inventory.model import Device, SnmpCredential, SnmpSettings  # noqa: E402
 from weibao.agent.pollers.snmp import SnmpPoller  # noqa: E402
-from weibao.agent.pollers.snmp.profiles import Profile  # noqa: E402
+from weibao.agent.pollers.snmp.profiles import Profile, load_profiles  # noqa: E402
 from weibao.agent.pollers.snmp.transport import Missing, SnmpTransport, Target, oid_text, parse_oid  # noqa: E402
 from weibao.agent.pollers.snmp.walk import Rows  # noqa: E402
 from weibao.agent.state import StateStore  # noqa: E402
@@ -159,6 +159,18 @@ def expected_columns(snmpd: Snmpd) -> Expected:
     if empty:
         raise SystemExit(f"snmpd on port {snmpd.port} holds no row of {', '.join(empty)}: nothing to compare")
     return {name: frozenset(rows) for name, rows in found.items()}
+
+
+def same_data_as_weibao() -> None:
+    """The exporter is asked for exactly what weibao's ``system`` and ``if_mib`` profiles poll."""
+    profiles = load_profiles()
+    ours = {(oid_text(c.oid), c.name) for t in profiles["if_mib"].tables for c in t.columns}
+    system = {oid_text(c.oid) for c in profiles["system"].scalars}
+    theirs = {(oid, name) for oid, name, _ in IF_COLUMNS}
+    if ours != theirs or system != set(SYSTEM_OIDS):
+        raise SystemExit("the exporter's columns differ from weibao's if_mib/system profiles: "
+                         f"only weibao {sorted(ours - theirs)}, only the exporter {sorted(theirs - ours)}, "
+                         f"system scalars {sorted(system ^ set(SYSTEM_OIDS))}")
 
 
 def _indexes(values: set[str]) -> str:
@@ -495,6 +507,7 @@ def main() -> None:
     for binary in (EXPORTER, "curl", "snmpwalk"):
         if shutil.which(binary) is None:
             raise SystemExit(f"{binary} not found (apt-get install prometheus-snmp-exporter curl snmp)")
+    same_data_as_weibao()
     addrs = loopback_addresses(args.devices)
     with running_snmpd(bind_all=True) as snmpd:
         meter = SnmpdMeter(snmpd)
