@@ -7,7 +7,10 @@ Each benchmark runs as its own process (moderate sizes by default, smaller with 
 time limit; one that fails or runs out of time is reported as such and the rest still run. Its
 standard output (the tables) goes into the results file and to the terminal, its standard error into
 ``bench/results/NAME.log``. Every table compares weibao with a peer measured in the same run: read
-the ratios, not the absolute numbers, which depend on what else the machine is doing.
+the ratios, not the absolute numbers, which depend on what else the machine is doing. Each benchmark
+first checks that the work was complete and the same on both sides (every device, column, reply,
+sample or ticket asked for); if not, it prints no ratio and exits non-zero naming what was missing,
+and the end of its log stands in the results file instead of its tables.
 """
 
 from __future__ import annotations
