@@ -189,7 +189,8 @@ class ContractEngine:
         for s in month_samples(self.engine, self.samples, self.book.specs, self.files.rules.evaluation, since,
                                wall + _AHEAD, wall - timedelta(hours=self.cfg.replay_raw_hours),
                                self.book.depth, starts):
-            if s.device not in self._replayed or s.ts < starts[s.device]:
+            # a device the engine knew that this registration retired has no start: not replayed
+            if s.device not in self._replayed or s.device not in starts or s.ts < starts[s.device]:
                 continue
             signals = ev.observe(s)
             n += 1
