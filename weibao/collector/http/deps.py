@@ -46,13 +46,23 @@ def install(app: FastAPI) -> None:
 
 
 async def authenticate(request: Request) -> Principal:
-    """The holder of the request's bearer token; 401 without one or with one unknown or revoked."""
+    """The holder of the request's bearer token; 401 without one or with one unknown or revoked. With
+    mutual TLS (``tls.client_ca_file``) an agent's token counts only on a connection whose verified client
+    certificate names that agent (403 otherwise): a stolen token alone is not enough."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Refused(401, "unauthorized", "a bearer token is required")
-    found = await run_in_threadpool(auth.verify, context(request).engine, token.strip())
+    ctx = context(request)
+    found = await run_in_threadpool(auth.verify, ctx.engine, token.strip())
     if found is None:
         raise Refused(401, "unauthorized", "unknown or revoked token")
+    tls = ctx.config.tls
+    if found.role == Role.AGENT and tls is not None and tls.client_ca_file is not None:
+        names = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_names") or []
+        if found.name not in names:
+            raise Refused(403, "certificate_mismatch", f"agent {found.name}'s token needs a client certificate "
+                          f"naming {found.name} (common name or DNS name)"
+                          + ("; this connection presented none" if not names else ""))
     return found
 
 
@@ -71,6 +81,7 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
 
 Ctx = Annotated[Context, Depends(context)]
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
+Agent = Annotated[Principal, Depends(require(Role.AGENT))]
 Anyone = Annotated[Principal, Depends(authenticate)]
 
 

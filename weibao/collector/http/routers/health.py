@@ -7,6 +7,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.http.deps import Ctx, json_response
+from weibao.collector.http.guard import metrics_lines
 
 router = APIRouter()
 
@@ -26,4 +27,5 @@ async def healthz(ctx: Ctx) -> Response:
 
 @router.get("/metrics")
 async def metrics(ctx: Ctx) -> Response:
-    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    text = ctx.metrics.render() + "".join(f"{line}\n" for line in metrics_lines())
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
