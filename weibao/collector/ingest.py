@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -55,7 +56,7 @@ from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
 from weibao.collector.state.models import Batch, EventRow
 from weibao.collector.storage import PreparedSamples, SampleStore, SeriesKey
-from weibao.collector.validate import MAX_PROBLEMS, parse
+from weibao.collector.validate import MAX_PROBLEMS, invalid, parse
 from weibao.core.ratelog import Throttle
 from weibao.core.timeutil import from_ms, to_ms
 from weibao.core.wire import IngestBatch, parse_batch_fast
@@ -138,7 +139,10 @@ class Ingestor:
         """The batch, and each sample's time in ms when the fast parse could tell it."""
         if len(body) > self.limits.max_batch_bytes:
             raise Refused(413, "too_large", f"batch of {len(body)} bytes exceeds {self.limits.max_batch_bytes}")
-        fast = parse_batch_fast(body)
+        try:
+            fast = parse_batch_fast(body)
+        except ValidationError as exc:  # an invalid event, named by the model
+            raise invalid(exc) from exc
         ts_ms: list[int] | None = None
         if fast is None:
             batch: IngestBatch = parse(body, IngestBatch)
@@ -352,12 +356,17 @@ class Ingestor:
             for p in members:
                 p.outcome = Outcome(p.bid, False, len(p.batch.samples), len(p.batch.events))
         for p in group:
-            if p.outcome is None and p.error is None:  # a twin of a member: its answer, or 409 if it differs
+            if p.outcome is None and p.error is None:  # a twin of a member: a duplicate, or 409 if it differs
                 first = firsts[p.bid]
                 try:
-                    if first.error is not None:
+                    if first.outcome is not None:  # the first's body is the one stored
+                        p.outcome = self._again(p.batch, p.bid, p.digest, (first.digest, now_ms))
+                        continue
+                    stored = self._stored(p.bid)  # the first was refused: compare with what is stored
+                    if stored is None:
+                        assert first.error is not None
                         raise first.error
-                    p.outcome = self._again(p.batch, p.bid, p.digest, (first.digest, now_ms))
+                    p.outcome = self._again(p.batch, p.bid, p.digest, stored)
                 except Refused as exc:
                     p.error = exc
 

@@ -37,9 +37,14 @@ def parse(body: bytes, model: type[M]) -> M:
         if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
             first = exc.errors(include_url=False)[0]
             raise Refused(400, "malformed_json", f"body is not valid JSON: {first['msg']}") from exc
-        problems = problems_of(exc)
-        raise Refused(422, "invalid_field", "invalid fields: " + ", ".join(
-            p["field"] or "(body)" for p in problems), problems) from exc
+        raise invalid(exc) from exc
+
+
+def invalid(exc: ValidationError) -> Refused:
+    """The 422 of a validation error, naming each field."""
+    problems = problems_of(exc)
+    return Refused(422, "invalid_field", "invalid fields: " + ", ".join(p["field"] or "(body)" for p in problems),
+                   problems)
 
 
 def bad_field(field: str, message: str) -> Refused:
