@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from weibao.collector import auth
 from weibao.collector.auth import Principal, Role
@@ -96,9 +97,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Refused(413, "too_large", f"body of {declared} bytes exceeds {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, "too_large", f"body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, "too_large", f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # gone (or closed by the body timeout): nobody reads the answer
+        raise Refused(400, "disconnected", "the connection closed before the body was complete") from exc
     return b"".join(chunks)

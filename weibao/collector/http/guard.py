@@ -44,7 +44,12 @@ from weibao.core.ratelog import Throttle
 
 log = logging.getLogger(__name__)
 
-FD_RESERVE = 128  # files the process needs besides connections: databases, logs, outbound sockets
+# the listen backlog, and so how many connections asyncio accepts in one pass of its loop (before any of
+# them is counted here): connections beyond the limit are open for up to two such passes
+BACKLOG = 128
+# files the process needs besides counted connections: databases, logs, outbound sockets, and the
+# connections accepted but not yet counted
+FD_RESERVE = 128 + 2 * BACKLOG
 _ACCEPT_FAILED = "socket.accept() out of system resource"
 
 

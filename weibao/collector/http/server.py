@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from weibao.collector.config import CollectorConfig
 from weibao.collector.http.app import create_app
-from weibao.collector.http.guard import GuardedProtocol, GuardSettings
+from weibao.collector.http.guard import BACKLOG, GuardedProtocol, GuardSettings
 from weibao.collector.locks import run_dir
 from weibao.collector.tls import check_tls_files
 from weibao.core.errors import ConfigError, Problem
@@ -64,7 +64,7 @@ def uvicorn_options(config: CollectorConfig) -> dict[str, Any]:
     guarded protocol (connection limit, timeouts, TLS; ``guard``), no access log, no server banner."""
     settings = GuardSettings(config.connections, config.tls)
     return {"http": functools.partial(GuardedProtocol, settings=settings), "log_level": "warning",
-            "access_log": False, "server_header": False,
+            "access_log": False, "server_header": False, "backlog": BACKLOG,
             "timeout_keep_alive": config.connections.idle_timeout_s}
 
 
