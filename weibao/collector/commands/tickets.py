@@ -25,6 +25,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -127,8 +128,9 @@ def _call(args: argparse.Namespace, method: str, path: str, *, params: dict[str,
     try:
         with httpx.Client(base_url=args.collector, timeout=args.timeout, headers=headers, verify=verify) as client:
             r = client.request(method, path, params=params, json=body)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the collector at {args.collector}: {type(exc).__name__}: {exc}", 2) from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise CliError(f"cannot reach the collector at {printable(args.collector)}: {type(exc).__name__}: "
+                       f"{printable(exc)}", 2) from exc
     try:
         data = r.json()
     except ValueError:
@@ -208,14 +210,15 @@ def tickets_list(args: argparse.Namespace) -> int:
 
 def tickets_show(args: argparse.Namespace) -> int:
     def work() -> None:
-        data = _call(args, "GET", f"/api/v1/tickets/{args.id}")
+        data = _call(args, "GET", f"/api/v1/tickets/{quote(args.id, safe='')}")
         _print(args, data, format_ticket(data))
     return _run(args, work)
 
 
 def tickets_action(args: argparse.Namespace) -> int:
     def work() -> None:
-        data = _call(args, "POST", f"/api/v1/tickets/{args.id}/{args.action}", body={"note": args.note})
+        data = _call(args, "POST", f"/api/v1/tickets/{quote(args.id, safe='')}/{args.action}",
+                     body={"note": args.note})
         _print(args, data, format_ticket(data))
     return _run(args, work)
 
