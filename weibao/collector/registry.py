@@ -86,8 +86,9 @@ class Registry:
             last = self._last_move(conn)
             if last == self._moves:
                 return
-            moves = conn.execute(select(DeviceMove).where(DeviceMove.id > self._moves)
-                                 .order_by(DeviceMove.id)).scalars().all()
+            moves = conn.execute(select(DeviceMove.device, DeviceMove.from_agent, DeviceMove.to_agent,
+                                        DeviceMove.actor).where(DeviceMove.id > self._moves)
+                                 .order_by(DeviceMove.id)).all()
         with self._lock:
             if last <= self._moves:
                 return
