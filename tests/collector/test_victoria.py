@@ -30,7 +30,8 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[victoria.Victoria]:
 @pytest.fixture(scope="module")
 def influx_collector(tmp_path_factory: pytest.TempPathFactory, vm: victoria.Victoria) -> Iterator[CollectorPeer]:
     cfg = {"tsdb": {"backend": "influxdb",
-                    "influxdb": {"url": vm.url, "org": "weibao", "bucket": "weibao", "token": "unused-by-vm"}}, **HISTORY_DAYS}
+                    "influxdb": {"url": vm.url, "org": "weibao", "bucket": "weibao", "token": "unused-by-vm"}},
+           **HISTORY_DAYS}
     with run_collector(Path(tmp_path_factory.mktemp("influx")), cfg) as peer:
         yield peer
 
