@@ -54,7 +54,8 @@ def make_batches(total: int, per_batch: int, devices: int,
     """Rounds of one sample per series, 10 s apart, cut into batches of ``rounds`` samples per series:
     (device, metric, labels, ts_ms, value)."""
     series = _series(devices)[:max(1, per_batch // rounds)]
-    start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    # a day ago, on the hour: the collector refuses samples older than its raw retention
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     rows: list[tuple[str, str, dict[str, str], int, float]] = []
     n = 0
     while len(rows) < total:
@@ -107,13 +108,15 @@ def cpu_s(pid: int) -> float:
 
 
 def post_all(peer: CollectorPeer, token: str, bodies: list[bytes], clients: int) -> float:
+    """Seconds to send ``bodies`` with ``clients`` senders, each on one kept-alive connection (as an agent)."""
     queue = list(reversed(bodies))
     lock = threading.Lock()
     errors: list[str] = []
 
     def worker() -> None:
         with httpx.Client(base_url=peer.url, headers={"Authorization": f"Bearer {token}",
-                                                        "Content-Type": "application/json"}, timeout=120) as h:
+                                                        "Content-Type": "application/json"}, timeout=120,
+                          verify=peer.verify) as h:
             while True:
                 with lock:
                     if not queue:
@@ -139,7 +142,8 @@ def register(peer: CollectorPeer, token: str, devices: int) -> None:
     reg = {"site": "bench", "agent": AGENT, "devices": [
         {"name": f"dev-{d:04d}", "address": "127.0.0.1", "kind": "switch", "category": "business"}
         for d in range(devices)]}
-    r = httpx.put(f"{peer.url}/api/v1/inventory", json=reg, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    r = httpx.put(f"{peer.url}/api/v1/inventory", json=reg, headers={"Authorization": f"Bearer {token}"}, timeout=60,
+                  verify=peer.verify)
     r.raise_for_status()
 
 

@@ -8,6 +8,7 @@ by ``weibao tickets`` and ``weibao maintenance`` with every control character es
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -82,5 +83,8 @@ def test_notes_reasons_and_echoed_requests_are_escaped(peer: CollectorPeer, toke
         assert out.returncode == (1 if name == "echoed" else 0), (name, out.stderr)
     assert "ok\\x1b]0;owned\\x07\\x1b[2J\\x00\\x9b31m\\u202eevil\\x7f" in runs["show"].stdout
     assert "\\u001b]0;owned" in runs["show --json"].stdout and "\\u202eevil" in runs["show --json"].stdout
+    shown = json.loads(runs["show --json"].stdout)  # still JSON, with the note as it was written
+    assert shown["events"][-1]["note"] == EVIL
+    assert json.loads(runs["maintenance --json"].stdout)["windows"][0]["reason"] == EVIL
     assert "\\x1b[2J" in runs["maintenance"].stdout
     assert "no\\x1b[2Jsuch" in runs["echoed"].stderr

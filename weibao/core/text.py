@@ -26,7 +26,12 @@ def printable(value: object) -> str:
     return _UNSAFE.sub(_escape, str(value))
 
 
+# what json.dumps(..., ensure_ascii=False) leaves raw: C0 controls it escapes itself (those left in its
+# output are its own line breaks and indentation)
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u200b-\u200d\ufeff]")
+
+
 def escape_json(text: str) -> str:
     """JSON text (``json.dumps(..., ensure_ascii=False)``) with the characters of the module docstring as
     ``\\uXXXX`` escapes: still the same JSON, nothing raw for the terminal."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
