@@ -78,7 +78,8 @@ def make_batches(total: int, per_batch: int, devices: int, rounds: int = 2) -> l
     """Rounds of one sample per series, 10 s apart, cut into batches of ``rounds`` samples per series:
     (device, metric, labels, ts_ms, value)."""
     series = _series(devices)[:max(1, per_batch // rounds)]
-    start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    # a day ago, on the hour: the collector refuses samples older than its raw retention
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     rows: list[Raw] = []
     n = 0
     while len(rows) < total:
@@ -210,13 +211,15 @@ class Result:
 
 
 def post_all(peer: CollectorPeer, token: str, bodies: list[bytes], senders: int) -> float:
+    """Seconds to send ``bodies`` with ``senders`` senders, each on one kept-alive connection (as an agent)."""
     queue = list(reversed(bodies))
     lock = threading.Lock()
     errors: list[str] = []
 
     def worker() -> None:
         with httpx.Client(base_url=peer.url, headers={"Authorization": f"Bearer {token}",
-                                                        "Content-Type": "application/json"}, timeout=120) as h:
+                                                        "Content-Type": "application/json"}, timeout=120,
+                          verify=peer.verify) as h:
             while True:
                 with lock:
                     if not queue:
@@ -242,7 +245,8 @@ def register(peer: CollectorPeer, token: str, devices: int) -> None:
     reg = {"site": "bench", "agent": AGENT, "devices": [
         {"name": f"dev-{d:04d}", "address": "127.0.0.1", "kind": "switch", "category": "business"}
         for d in range(devices)]}
-    r = httpx.put(f"{peer.url}/api/v1/inventory", json=reg, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    r = httpx.put(f"{peer.url}/api/v1/inventory", json=reg, headers={"Authorization": f"Bearer {token}"}, timeout=60,
+                  verify=peer.verify)
     r.raise_for_status()
 
 

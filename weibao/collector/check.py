@@ -1,8 +1,10 @@
 """``weibao collector --check``: validate every file the collector loads at start, without starting it.
 
-Like ``nginx -t``: the collector configuration, the notification config with every channel, the
-working-calendar files, the contract (and inspection) rules and the maintenance windows are loaded with
-the same loaders the collector uses, and every problem is collected, not only the first. Nothing is
+Like ``nginx -t``: the collector configuration, the TLS certificate, key and client CA (readable, the key
+matching the certificate, not expired; a warning within 30 days of expiry), the notification config with
+every channel, the working-calendar files, the contract (and inspection) rules and the maintenance
+windows are loaded with the same loaders the collector uses, and every problem is collected, not only
+the first. Nothing is
 created, migrated, connected to or listened on: whether a database or a server accepts the settings can
 only be known when the collector starts.
 
@@ -25,7 +27,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from weibao.collector.config import CollectorConfig, ContractConfig, load_config
 from weibao.collector.state.db import state_url
+from weibao.collector.tls import check_tls_files
 from weibao.core.errors import ConfigError, Problem
+from weibao.core.text import printable
 from weibao.core.yamlsrc import Located, load_yaml
 
 T = TypeVar("T")
@@ -37,18 +41,26 @@ _SECRET_KEYS = frozenset({"password", "token", "secret", "url", "state_url", "he
 
 @dataclass
 class CheckReport:
-    """What ``check_collector`` found: every problem, and what was checked (for the summary line)."""
+    """What ``check_collector`` found: every problem, warnings (a certificate expiring soon), and what was
+    checked (for the summary line)."""
 
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    warnings: list[Problem] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One ``file:line: key: message`` line per problem, with every known secret value masked."""
+        return self._masked(self.problems)
+
+    def warning_lines(self) -> list[str]:
+        return self._masked(self.warnings)
+
+    def _masked(self, problems: list[Problem]) -> list[str]:
         masks = sorted((s for s in self.secrets if len(s) >= 3), key=len, reverse=True)
         out = []
-        for p in self.problems:
-            text = str(p)
+        for p in problems:
+            text = printable(p)
             for s in masks:
                 text = text.replace(s, "***")
             out.append(text)
@@ -152,9 +164,24 @@ def _check_storage(report: CheckReport, cfg: CollectorConfig, where: _Where, env
     report.problems.extend(p for p in found if p is not None)
 
 
+def _check_tls(report: CheckReport, cfg: CollectorConfig, where: _Where) -> None:
+    """The certificate files: readable, the key matching the certificate, in their validity period (a
+    warning within 30 days of the end), the key not readable by anyone."""
+    if cfg.tls is None:
+        return
+    found = check_tls_files(cfg.tls)
+    keys: dict[str, tuple[str | int, ...]] = {"tls": ("tls",), "tls.cert_file": ("tls", "cert_file"),
+                                              "tls.key_file": ("tls", "key_file"),
+                                              "tls.client_ca_file": ("tls", "client_ca_file")}
+    report.problems += [where.problem(keys[k], m) for k, m in found.problems]
+    report.warnings += [where.problem(keys[k], m) for k, m in found.warnings]
+    report.checked.append("TLS certificate and key" + (" and client CA" if cfg.tls.client_ca_file else ""))
+
+
 def _load_collector_config(report: CheckReport, path: Path | None, *, data_dir: Path | None,
-                           listen: str | None, workers: int | None) -> tuple[CollectorConfig | None,
-                                                                             ContractConfig | None, _Where]:
+                           listen: str | None, workers: int | None,
+                           tls: dict[str, Path] | None = None) -> tuple[CollectorConfig | None,
+                                                                        ContractConfig | None, _Where]:
     src = _attempt(report, path, lambda: load_yaml(path)) if path is not None else None
     if path is not None and src is None:
         return None, None, _Where(None)
@@ -162,7 +189,8 @@ def _load_collector_config(report: CheckReport, path: Path | None, *, data_dir: 
     if src is not None:
         report.secrets.update(_secret_values(src.data))
     before = len(report.problems)
-    cfg = _attempt(report, path or Path(COMMAND_LINE), lambda: load_config(path, data_dir=data_dir, listen=listen))
+    cfg = _attempt(report, path or Path(COMMAND_LINE),
+                   lambda: load_config(path, data_dir=data_dir, listen=listen, tls=tls))
     if cfg is not None and workers is not None:
         try:  # as run_collector does, then validated again: contract.enabled refuses several workers
             cfg = CollectorConfig.model_validate({**cfg.model_dump(), "workers": max(1, workers)})
@@ -255,15 +283,17 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
 
 
 def check_collector(config: Path | None, *, data_dir: Path | None = None, listen: str | None = None,
-                    workers: int | None = None, env: Mapping[str, str] | None = None) -> CheckReport:
+                    workers: int | None = None, env: Mapping[str, str] | None = None,
+                    tls: dict[str, Path] | None = None) -> CheckReport:
     """Load and validate what ``weibao collector`` would load with these arguments; never raises ConfigError."""
     env = os.environ if env is None else env
     report = CheckReport()
     report.checked.append(str(config) if config is not None else "built-in defaults")
     cfg, contract, where = _load_collector_config(report, config, data_dir=data_dir, listen=listen,
-                                                  workers=workers)
+                                                  workers=workers, tls=tls)
     if cfg is not None:
         _check_storage(report, cfg, where, env)
+        _check_tls(report, cfg, where)
     if contract is not None:
         _check_contract_files(report, contract, where, env)
     return report

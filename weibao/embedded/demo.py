@@ -31,6 +31,7 @@ from weibao.agent.inventory import Inventory, load_inventory
 from weibao.core.errors import ConfigError
 from weibao.core.model import utcnow
 from weibao.core.packaged import PACKAGED_RULES
+from weibao.core.text import printable
 from weibao.core.timeutil import SHANGHAI
 from weibao.embedded import demo_site as site
 from weibao.embedded.runtime import AGENT_DIR, Embedded, EmbeddedConfig, api_help
@@ -57,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    print("\n".join(printable(line) for line in text.split("\n")), flush=True)
 
 
 def _listen() -> tuple[str, int]:

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.http.deps import Ctx, json_response
+from weibao.collector.http.guard import metrics_lines
 
 router = APIRouter()
 
@@ -26,5 +27,6 @@ async def healthz(ctx: Ctx) -> Response:
 
 @router.get("/metrics")
 async def metrics(ctx: Ctx) -> Response:
-    text = ctx.metrics.render() + "\n".join(ctx.contract.calendar_watch.metrics()) + "\n"
+    lines = [*ctx.contract.calendar_watch.metrics(), *metrics_lines()]
+    text = ctx.metrics.render() + "".join(f"{line}\n" for line in lines)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
