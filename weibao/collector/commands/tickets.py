@@ -15,31 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import httpx
+from weibao.collector.commands._api import call as _call
+from weibao.collector.commands._api import common as _common
+from weibao.collector.commands._api import run
 
-DEFAULT_COLLECTOR = "http://127.0.0.1:8470"
 ACTIONS = ("accept", "restore", "report", "comment", "close")
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collector", default=os.environ.get("WEIBAO_COLLECTOR", DEFAULT_COLLECTOR),
-                   help="the collector's base URL (default: $WEIBAO_COLLECTOR or %(default)s)")
-    p.add_argument("--token-file", type=Path, default=os.environ.get("WEIBAO_TOKEN_FILE"),
-                   help="file holding an engineer's token (default: $WEIBAO_TOKEN_FILE)")
-    p.add_argument("--json", action="store_true", help="print the collector's JSON answer")
-    p.add_argument("--timeout", type=float, default=30.0, help=argparse.SUPPRESS)
 
 
 def register(subparsers: Any) -> None:
@@ -78,36 +61,6 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.add_argument("--device")
     p.set_defaults(handler=maintenance_list)
-
-
-# -- HTTP ------------------------------------------------------------------------------------------------
-def _token(args: argparse.Namespace) -> str:
-    if args.token_file is None:
-        raise CliError("--token-file (or $WEIBAO_TOKEN_FILE) is required", 2)
-    try:
-        token = Path(args.token_file).read_text().strip()
-    except OSError as exc:
-        raise CliError(f"cannot read the token file {args.token_file}: {exc.strerror}", 2) from exc
-    if not token:
-        raise CliError(f"the token file {args.token_file} is empty", 2)
-    return token
-
-
-def _call(args: argparse.Namespace, method: str, path: str, *, params: dict[str, Any] | None = None,
-          body: dict[str, Any] | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {_token(args)}"}
-    try:
-        with httpx.Client(base_url=args.collector, timeout=args.timeout, headers=headers) as client:
-            r = client.request(method, path, params=params, json=body)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the collector at {args.collector}: {type(exc).__name__}", 2) from exc
-    try:
-        data = r.json()
-    except ValueError:
-        data = {"error": r.text[:200]}
-    if r.status_code >= 400:
-        raise CliError(f"collector answered {r.status_code}: {data.get('error', data)}", 1)
-    return data
 
 
 # -- output ----------------------------------------------------------------------------------------------
@@ -149,13 +102,8 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 # -- handlers --------------------------------------------------------------------------------------------
-def _run(args: argparse.Namespace, work: Any) -> int:
-    try:
-        work()
-    except CliError as exc:
-        print(f"weibao: {exc}", file=sys.stderr)
-        return exc.code
-    return 0
+def _run(_args: argparse.Namespace, work: Any) -> int:
+    return run(work)
 
 
 def tickets_list(args: argparse.Namespace) -> int:

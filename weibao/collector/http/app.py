@@ -18,6 +18,7 @@ from weibao.collector.ingest import Ingestor
 from weibao.collector.locks import FileLock, run_dir
 from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
+from weibao.collector.reports.wiring import build_reports
 from weibao.collector.state.db import create_state_engine, migrate
 from weibao.collector.storage import open_store
 
@@ -50,7 +51,8 @@ def create_app(config: CollectorConfig) -> FastAPI:
     write_lock = FileLock(run / "write.lock") if engine.dialect.name == "sqlite" else None
     ingestor = Ingestor(engine, store, registry, config.limits, metrics, write_lock)
     contract = build_contract(config, engine, store)  # rule files are checked here, before serving
-    ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract)
+    reports = build_reports(config, engine, store, contract)  # a bad reports.channel fails here
+    ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract, reports)
     retention = FileLock(run / "retention.lock")
     if contract.engine is not None:
         ingestor.subscribe(contract.engine.submit)
@@ -63,9 +65,11 @@ def create_app(config: CollectorConfig) -> FastAPI:
             thread = threading.Thread(target=_pruner, args=(ctx, stop), name="retention", daemon=True)
             thread.start()
         contract.start()
+        reports.start()
         try:
             yield
         finally:
+            reports.stop()
             contract.stop()
             stop.set()
             if thread is not None:

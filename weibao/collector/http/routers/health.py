@@ -26,4 +26,5 @@ async def healthz(ctx: Ctx) -> Response:
 
 @router.get("/metrics")
 async def metrics(ctx: Ctx) -> Response:
-    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    body = ctx.metrics.render() + ctx.reports.metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

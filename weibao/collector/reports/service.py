@@ -1,0 +1,73 @@
+"""Generate a report: build its document, render the asked formats, keep the files (API, CLI and scheduler)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from weibao.collector.reports.build import Builder, Sources
+from weibao.collector.reports.periods import Kind
+from weibao.collector.reports.store import GeneratedReport, ReportStore
+from weibao.core.inspection.i18n import Lang
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "html", "pdf", "xlsx")
+MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def document_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, indent=1).encode()
+
+
+def render(doc: dict[str, Any], fmt: str, lang: Lang) -> bytes:
+    """One format of the document (the renderers are imported when first needed: WeasyPrint is heavy)."""
+    if fmt == "json":
+        return document_bytes(doc)
+    from weibao.collector.reports.html import render_html
+
+    if fmt == "html":
+        return render_html(doc, lang).encode()
+    if fmt == "pdf":
+        from weibao.collector.reports.pdf import html_to_pdf
+
+        return html_to_pdf(render_html(doc, lang, for_print=True))
+    if fmt == "xlsx":
+        from weibao.collector.reports.xlsx import render_xlsx
+
+        return render_xlsx(doc, lang)
+    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def file_name(kind: str, key: str, fmt: str, lang: Lang) -> str:
+    suffix = "" if fmt == "json" or lang == "zh" else f".{lang}"
+    return f"{kind}-{key}{suffix}.{fmt}"
+
+
+class ReportService:
+    """Builds, renders and keeps reports."""
+
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+        self.builder = Builder(sources)
+        self.store: ReportStore = sources.reports
+
+    def document(self, kind: Kind | str, key: str, *, now: datetime) -> dict[str, Any]:
+        return self.builder.build(kind, key, now=now)
+
+    def generate(self, kind: Kind | str, key: str, *, formats: Sequence[str], lang: Lang,
+                 now: datetime) -> tuple[dict[str, Any], GeneratedReport, dict[str, bytes]]:
+        """Build the document, render ``formats`` and keep them; returns the document, the record, the bytes."""
+        k = Kind(kind)
+        doc = self.document(k, key, now=now)
+        rendered = {fmt: render(doc, fmt, lang) for fmt in formats}
+        period = doc["period"]["key"]
+        saved = self.store.save(k.value, period, lang,
+                                {fmt: (file_name(k.value, period, fmt, lang), data) for fmt, data in rendered.items()},
+                                now=now)
+        log.info("report %s %s (%s) written: %s", k.value, period, lang, ", ".join(formats))
+        return doc, saved, rendered
