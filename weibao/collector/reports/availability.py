@@ -89,8 +89,8 @@ class Figures:
         out["up_s"] = round(self.period_s - self.planned_s - self.unknown_s - self.down_s, 3)
         out["down_non_working_s"] = round(self.down_s - self.down_working_s, 3)
         a, w = self.availability_pct, self.availability_working_pct
-        out["availability_pct"] = None if a is None else round(a, 4)
-        out["availability_working_pct"] = None if w is None else round(w, 4)
+        out["availability_pct"] = None if a is None else round(a, 6)
+        out["availability_working_pct"] = None if w is None else round(w, 6)
         return out
 
 

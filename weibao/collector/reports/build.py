@@ -184,7 +184,7 @@ class Builder:
                 for f in self._figures(times.values(), a, b).values():
                     total.add(f)
             out.append({"date": d.isoformat(), "availability_pct": None if total.availability_pct is None
-                        else round(total.availability_pct, 4), "down_s": round(total.down_s, 3),
+                        else round(total.availability_pct, 6), "down_s": round(total.down_s, 3),
                         "tickets_opened": opened[i]})
         return out
 

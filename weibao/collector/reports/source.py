@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from weibao.collector.contract import DeviceSpec, device_spec
+from weibao.collector.contract.calendar import SHANGHAI
 from weibao.collector.contract.rules import EvaluationSettings
 from weibao.collector.engine.replay import BUCKET_MS, month_samples
 from weibao.collector.state.models import Device, EventRow, Rollup, Series
@@ -44,7 +45,8 @@ def ms(t: datetime) -> int:
 
 
 def from_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, UTC)
+    """Milliseconds since the epoch as contract time (Asia/Shanghai)."""
+    return datetime.fromtimestamp(value / 1000, UTC).astimezone(SHANGHAI)
 
 
 def read_devices(engine: Engine) -> dict[str, DeviceInfo]:
