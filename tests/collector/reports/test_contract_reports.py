@@ -378,3 +378,35 @@ def test_a_period_without_data_says_so(lab: Any) -> None:
         assert (d["unknown_s"], d["availability_pct"]) == (MONTH_S, None)
     html = engineer.get("/api/v1/reports/monthly", params={"period": "2026-08", "format": "html"}).text
     assert "本报告期内没有任何采集数据、工单或事件。" in html
+
+
+def test_quarterly_and_annual_by_month_with_the_archive(lab: Any, monthly: dict[str, Any]) -> None:
+    import hashlib
+    import zipfile
+
+    _, engineer, ids, _ = lab
+    q = engineer.get("/api/v1/reports/quarterly", params={"period": "2026-Q4"}).json()
+    assert [m["month"] for m in q["months"]] == ["2026-10", "2026-11", "2026-12"]
+    october = q["months"][0]
+    assert (october["down_s"], october["planned_s"], october["unknown_s"]) == (25800, 7200, 14400)
+    assert close(october["availability_pct"], 100 * (1 - 25800 / (8035200 - 7200 - 14400)))
+    assert october["opened_by_level"] == {"1": 1, "2": 1, "3": 5}
+    assert october["clocks"]["report"] == {"met": 2, "breached": 4, "pending": 1}
+    assert q["months"][1]["tickets_opened"] == 0 and q["months"][1]["availability_pct"] is None  # no data
+    year = engineer.get("/api/v1/reports/annual", params={"period": "2026"}).json()
+    assert len(year["months"]) == 12 and year["months"][9]["down_s"] == 25800
+    assert year["tickets"]["opened_by_level"] == {"1": 1, "2": 1, "3": 5}
+    r = engineer.get("/api/v1/reports/quarterly", params={"period": "2026-Q4", "format": "zip"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip", r.text
+    z = zipfile.ZipFile(BytesIO(r.content))
+    names = set(z.namelist())
+    assert {f"tickets/{i}.json" for i in ids.values()} <= names
+    assert "reports/monthly/2026-10/monthly-2026-10.json" in names
+    assert "reports/weekly/2026-W41/weekly-2026-W41.json" in names
+    manifest = z.read("MANIFEST.sha256").decode().splitlines()
+    assert len(manifest) == len(names) - 1
+    for line in manifest:
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256(z.read(name)).hexdigest() == digest, name
+    ticket = json.loads(z.read(f"tickets/{ids['T3']}.json"))
+    assert ticket["level"] == 1 and [e["kind"] for e in ticket["events"]][0] == "open"

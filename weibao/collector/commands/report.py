@@ -22,15 +22,16 @@ from weibao.collector.commands._api import CliError, call, common, request, run
 from weibao.core.files import write_atomic
 
 FORMATS = ("html", "pdf", "xlsx", "json")
+CHOICES = (*FORMATS, "zip")  # zip: the archive of a quarter
 PERIODIC = ("weekly", "monthly", "quarterly", "annual")
 FILE_MODE = 0o640
 
 
 def _formats(text: str) -> list[str]:
     chosen = [f.strip() for f in text.split(",") if f.strip()]
-    bad = [f for f in chosen if f not in FORMATS]
+    bad = [f for f in chosen if f not in CHOICES]
     if bad or not chosen:
-        raise argparse.ArgumentTypeError(f"formats are {', '.join(FORMATS)} (comma-separated), not {text!r}")
+        raise argparse.ArgumentTypeError(f"formats are {', '.join(CHOICES)} (comma-separated), not {text!r}")
     return list(dict.fromkeys(chosen))
 
 
@@ -71,7 +72,7 @@ def register(subparsers: Any) -> None:
 
 
 def _outputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", type=_formats, default=list(FORMATS), help="html,pdf,xlsx,json (default: all)")
+    p.add_argument("--format", type=_formats, default=list(FORMATS), help="html,pdf,xlsx,json (default: all); zip: a quarter's archive")
     p.add_argument("--lang", choices=["zh", "en"], default="zh")
     p.add_argument("--out", type=Path, required=True, help="folder for the files")
 

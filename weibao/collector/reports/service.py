@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from weibao.collector.reports.archive import build_archive
 from weibao.collector.reports.build import Builder, Sources
-from weibao.collector.reports.periods import Kind
+from weibao.collector.reports.periods import Kind, parse_period
 from weibao.collector.reports.store import GeneratedReport, ReportStore
 from weibao.core.inspection.i18n import Lang
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("json", "html", "pdf", "xlsx")
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
-               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+               "zip": "application/zip", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
 def document_bytes(doc: dict[str, Any]) -> bytes:
@@ -56,18 +57,30 @@ class ReportService:
         self.builder = Builder(sources)
         self.store: ReportStore = sources.reports
 
+    def archive(self, key: str, own: dict[str, tuple[str, bytes]], *, now: datetime) -> bytes:
+        """The quarter's archive: its kept reports, its tickets, this report's own files, a manifest."""
+        src = self.sources
+        quarter = parse_period(Kind.QUARTERLY, key)
+        tickets = src.tickets.find(opened_since=quarter.start, opened_before=quarter.end, limit=1_000_000)
+        extra = {f"reports/quarterly/{key}/{name}": data for name, data in own.values()}
+        return build_archive(quarter, self.store.list(), tickets, calendar=src.calendar, limits=src.rules.clocks,
+                             now=now, extra=extra)
+
     def document(self, kind: Kind | str, key: str, *, now: datetime) -> dict[str, Any]:
         return self.builder.build(kind, key, now=now)
 
     def generate(self, kind: Kind | str, key: str, *, formats: Sequence[str], lang: Lang,
                  now: datetime) -> tuple[dict[str, Any], GeneratedReport, dict[str, bytes]]:
-        """Build the document, render ``formats`` and keep them; returns the document, the record, the bytes."""
+        """Build the document, render ``formats`` and keep them (a quarterly report adds its archive, format
+        ``zip``); returns the document, the record, and the bytes of each format."""
         k = Kind(kind)
         doc = self.document(k, key, now=now)
         rendered = {fmt: render(doc, fmt, lang) for fmt in formats}
         period = doc["period"]["key"]
-        saved = self.store.save(k.value, period, lang,
-                                {fmt: (file_name(k.value, period, fmt, lang), data) for fmt, data in rendered.items()},
-                                now=now)
+        files = {fmt: (file_name(k.value, period, fmt, lang), data) for fmt, data in rendered.items()}
+        if k is Kind.QUARTERLY:
+            files["zip"] = (f"archive-{period}.zip", self.archive(period, files, now=now))
+        saved = self.store.save(k.value, period, lang, files, now=now)
+        rendered = {fmt: data for fmt, (_, data) in files.items()}
         log.info("report %s %s (%s) written: %s", k.value, period, lang, ", ".join(formats))
         return doc, saved, rendered

@@ -2,7 +2,7 @@
 
     GET /api/v1/reports                          ?kind=   what was generated (newest first)
     GET /api/v1/reports/{kind}                   ?period=2026-W48|2026-11|2026-Q4|2026 (fault: ?ticket=ID)
-                                                 &format=json|html|pdf|xlsx &lang=zh|en
+                                                 &format=json|html|pdf|xlsx (zip: a quarter's archive) &lang=zh|en
     PUT /api/v1/reports/weekly/{period}/notes    {"work_done": ..., "plan_next_week": ...}
     PUT /api/v1/reports/fault/{ticket}/notes     {"cause": ..., "measures": ..., "prevention": ...}
 
@@ -85,8 +85,8 @@ async def get_report(request: Request, ctx: Ctx, _who: Engineer, kind: str) -> R
     k = _kind(kind)
     q = request.query_params
     fmt = q.get("format", "json")
-    if fmt not in FORMATS:
-        raise bad_field("format", f"one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS and not (fmt == "zip" and k is Kind.QUARTERLY):
+        raise bad_field("format", f"one of {', '.join(FORMATS)} (and zip, the archive, for a quarter)")
     lang = q.get("lang", "zh")
     if lang not in LANGS:
         raise bad_field("lang", f"one of {', '.join(LANGS)}")
@@ -105,12 +105,13 @@ async def get_report(request: Request, ctx: Ctx, _who: Engineer, kind: str) -> R
     svc = _service(ctx)
     try:
         doc, _saved, rendered = await run_in_threadpool(
-            lambda: svc.generate(k, key, formats=[fmt], lang=lang, now=now()))
+            lambda: svc.generate(k, key, formats=[] if fmt == "zip" else [fmt], lang=lang, now=now()))
     except UnknownTicket as exc:
         raise Refused(404, "not_found", f"no ticket {exc.args[0]}") from exc
     if fmt == "json":
         return json_response(doc)
-    name = file_name(k.value, doc["period"]["key"], fmt, lang)
+    name = (f"archive-{doc['period']['key']}.zip" if fmt == "zip"
+            else file_name(k.value, doc["period"]["key"], fmt, lang))
     disposition = "inline" if fmt == "html" else "attachment"
     return Response(rendered[fmt], media_type=MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": f'{disposition}; filename="{name}"'})
