@@ -72,7 +72,8 @@ def register(subparsers: Any) -> None:
 
 
 def _outputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", type=_formats, default=list(FORMATS), help="html,pdf,xlsx,json (default: all); zip: a quarter's archive")
+    p.add_argument("--format", type=_formats, default=list(FORMATS),
+                   help="html,pdf,xlsx,json (default: all); zip: a quarter's archive")
     p.add_argument("--lang", choices=["zh", "en"], default="zh")
     p.add_argument("--out", type=Path, required=True, help="folder for the files")
 
