@@ -51,6 +51,8 @@ BENCHES = (
     Bench("contract", "contract engine: rule evaluation and fault detection latency",
           ("--devices", "5000", "--rounds", "5", "--trials", "2"),
           ("--devices", "1000", "--rounds", "3", "--trials", "1"), 300),
+    Bench("reports", "monthly report: JSON build, HTML, PDF, XLSX of 100 to 1,000 devices",
+          ("--devices", "100,300,1000"), ("--devices", "100,300"), 900),
     Bench("agent_memory", "resident memory: agent and collector vs prometheus-snmp-exporter",
           ("--devices", "1000,5000", "--rounds", "3"), ("--devices", "500", "--rounds", "2", "--max-s", "60"), 420),
 )

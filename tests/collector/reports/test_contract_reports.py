@@ -409,4 +409,4 @@ def test_quarterly_and_annual_by_month_with_the_archive(lab: Any, monthly: dict[
         digest, name = line.split("  ", 1)
         assert hashlib.sha256(z.read(name)).hexdigest() == digest, name
     ticket = json.loads(z.read(f"tickets/{ids['T3']}.json"))
-    assert ticket["level"] == 1 and [e["kind"] for e in ticket["events"]][0] == "open"
+    assert ticket["level"] == 1 and ticket["events"][0]["kind"] == "open"

@@ -17,16 +17,17 @@ threshold is unknown, maintenance windows are planned), fed with the period's ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from weibao.collector.contract.calendar import WorkingCalendar
+from weibao.collector.contract.calendar import SHANGHAI, WorkingCalendar
 from weibao.collector.contract.episodes import ConditionTracker, TimeState
 from weibao.collector.contract.intervals import Interval, clip_all, merge
 from weibao.collector.contract.maintenance import MaintenanceSchedule
 from weibao.collector.contract.rules import Condition, EvaluationSettings, TrackKey
-from weibao.collector.reports.source import DeviceInfo
+from weibao.collector.reports.source import DeviceInfo, ms
 
 _DOWN = TrackKey(Condition.DOWN)
 
@@ -133,15 +134,38 @@ class DeviceTime:
             down_working_s=_seconds(intersect(down, working)))
 
 
-def classify(device: DeviceInfo, samples: Sequence[tuple[datetime, float]], settings: EvaluationSettings,
+def telling(samples: Sequence[tuple[int, float]], threshold: timedelta) -> Iterator[tuple[datetime, bool]]:
+    """The observations that shape the timeline: every sample whose state differs from its neighbours or
+    that borders a silence longer than ``threshold``, and inside a steady run enough samples that no two
+    kept ones are further apart than ``threshold``. The classifier judges each pair of consecutive
+    samples alone (the earlier one's state holds until the later, or the pair is a gap), so the samples
+    left out would only have cut a steady stretch into more pieces of the same state."""
+    n = len(samples)
+    limit = threshold // timedelta(milliseconds=1)
+    last_kept = 0
+    for k in range(n):
+        ts, value = samples[k]
+        bad = value < 1
+        keep = k == 0 or k == n - 1
+        if not keep:
+            prev_ts, prev_v = samples[k - 1]
+            next_ts, next_v = samples[k + 1]
+            keep = ((prev_v < 1) != bad or (next_v < 1) != bad or ts - prev_ts > limit
+                    or next_ts - ts > limit or next_ts - last_kept > limit)
+        if keep:
+            last_kept = ts
+            yield datetime.fromtimestamp(ts / 1000, SHANGHAI), bad
+
+
+def classify(device: DeviceInfo, samples: Sequence[tuple[int, float]], settings: EvaluationSettings,
              maintenance: MaintenanceSchedule, start: datetime, end: datetime) -> DeviceTime:
     """The device's time over [start, end) as the contract core classifies it from its ``up`` samples
     (``samples`` may begin before ``start``: the sample before the period tells its state at the start)."""
     tracker = ConditionTracker(device.spec.name, _DOWN, settings, probe_interval=device.spec.probe_interval,
                                maintenance=maintenance)
     observe = tracker.observe
-    for ts, value in samples:
-        observe(ts, value < 1)
+    for ts, bad in telling(samples, tracker.gap_threshold):
+        observe(ts, bad)
     down: list[Interval] = []
     known: list[Interval] = []
     for iv, state in tracker.timeline(end):
@@ -154,7 +178,8 @@ def classify(device: DeviceInfo, samples: Sequence[tuple[datetime, float]], sett
         elif state is TimeState.UP:
             known.append(part)
     planned = clip_all(maintenance.for_device(device.name), start, end)
-    in_period = sum(1 for ts, _ in samples if start <= ts < end)
+    times = [ts for ts, _ in samples]
+    in_period = bisect_left(times, ms(end)) - bisect_left(times, ms(start))
     return DeviceTime(device, merge(down), planned, merge(known), in_period)
 
 

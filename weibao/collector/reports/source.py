@@ -13,7 +13,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -21,12 +21,13 @@ from sqlalchemy import Engine, select
 from weibao.collector.contract import DeviceSpec, device_spec
 from weibao.collector.contract.calendar import SHANGHAI
 from weibao.collector.contract.rules import EvaluationSettings
-from weibao.collector.engine.replay import BUCKET_MS, month_samples
+from weibao.collector.engine.replay import BUCKET_MS, rollup_samples
 from weibao.collector.state.models import Device, EventRow, Rollup, Series
 from weibao.collector.storage import SampleStore
 from weibao.core.inventory import Category
 
-UpSeries = dict[str, list[tuple[datetime, float]]]
+# per device: (milliseconds since the epoch, value), in time order
+UpSeries = dict[str, list[tuple[int, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +80,51 @@ def _raw_kept_since(store: SampleStore) -> datetime | None:
     return from_ms(int(row[0])) if row and row[0] is not None else None
 
 
+def _raw_up(store: SampleStore, devices: Mapping[str, DeviceSpec], from_ms: int, to_ms: int) -> UpSeries:
+    """Raw ``up`` samples in [from_ms, to_ms) from the SQLite raw store, per device in time order."""
+    path = getattr(store, "path", None)
+    out: UpSeries = defaultdict(list)
+    if store.name != "sqlite" or path is None:
+        return out
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        series = {int(r[0]): str(r[1]) for r in conn.execute(
+            "SELECT id, device FROM ts_series WHERE metric = 'up' AND labels = '{}'") if r[1] in devices}
+        if not series:
+            return out
+        ids = ",".join(str(i) for i in series)
+        lists = {sid: out[name] for sid, name in series.items()}
+        rows = conn.execute(f"SELECT ts_ms, series_id, value FROM ts_samples WHERE ts_ms >= ? AND ts_ms < ?"  # noqa: S608
+                            f" AND series_id IN ({ids}) ORDER BY ts_ms", (from_ms, to_ms))
+        for ts_ms, sid, value in rows:
+            lists[sid].append((ts_ms, value))
+    finally:
+        conn.close()
+    return out
+
+
 def read_up(engine: Engine, store: SampleStore, devices: Mapping[str, DeviceSpec], settings: EvaluationSettings,
             start: datetime, end: datetime) -> UpSeries:
     """The ``up`` samples of ``devices`` in [start, end), per device in time order.
 
     Raw samples where the raw store keeps them, the 5-minute rollups before that (a bucket becomes samples
     spaced closer than the gap threshold, valued at the bucket's minimum: any 0 in it is down for the
-    bucket), exactly as the contract engine's restart replay reads them (engine/replay.py).
+    bucket), as the contract engine's restart replay reads them (engine/replay.py). This is the one
+    place that reads samples for reports.
     """
     kept = _raw_kept_since(store)
-    raw_since = kept if kept is not None else end
+    start_ms, end_ms = ms(start), ms(end)
+    raw_from = end_ms if kept is None else min(end_ms, max(start_ms, ms(kept)))
+    if raw_from > start_ms:  # rollups up to whole buckets, raw samples from the bucket after
+        raw_from -= raw_from % BUCKET_MS
     out: UpSeries = defaultdict(list)
-    for s in month_samples(engine, store, devices, settings, start, end - timedelta(milliseconds=1), raw_since,
-                           {}):
-        if s.metric == "up" and s.device in devices and start <= s.ts < end and not math.isnan(s.value):
-            out[s.device].append((s.ts, s.value))
+    if raw_from > start_ms:
+        for s in rollup_samples(engine, devices, settings, start_ms, raw_from, {}):
+            if s.metric == "up" and start <= s.ts < end and not math.isnan(s.value):
+                out[s.device].append((ms(s.ts), s.value))
+    if raw_from < end_ms:
+        for name, points in _raw_up(store, devices, max(start_ms, raw_from), end_ms).items():
+            out[name].extend(p for p in points if not math.isnan(p[1]))  # NaN: no reading, not a state
     return out
 
 
