@@ -3,6 +3,7 @@ the simulated faults become tickets, and everything it started is gone afterward
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -67,6 +68,19 @@ def test_demo_report_tickets_and_cleanup(tmp_path: Path) -> None:
     assert down, proc.stdout
     assert "nvr-2" in lines[down[0] + 1]
     assert any(re.search(r"\bups-1\s+\S*battery\S*\s+3\s", line) for line in lines), proc.stdout
+
+    # the demo ends with this week's report of the site, next to the inspection report
+    weekly = {p.suffix: p for p in out.glob("weekly-*")}
+    assert set(weekly) == {".json", ".html", ".pdf", ".xlsx"}, list(out.iterdir())
+    doc = json.loads(weekly[".json"].read_text(encoding="utf-8"))
+    assert doc["kind"] == "weekly" and doc["has_data"] is True
+    assert {d["device"] for d in doc["devices"]} == set(names)
+    assert "dist-sw-2" in {t["device"] for t in doc["tickets"]["items"]}
+    page = weekly[".html"].read_text(encoding="utf-8")
+    assert "Weekly Maintenance Report" in page
+    for secret in secrets:
+        assert secret not in page and secret not in weekly[".json"].read_text(encoding="utf-8")
+    assert weekly[".pdf"].read_bytes().startswith(b"%PDF")
     assert_released(simulated_endpoints(out / "inventory.yaml"))
 
 
