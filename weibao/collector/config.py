@@ -85,10 +85,10 @@ class ContractConfig(_Strict):
     live_horizon_s: float = Field(3600.0, gt=0)
 
 
-ReportJob = Literal["weekly", "monthly", "quarterly", "annual", "fault"]
+ReportJob = Literal["daily", "weekly", "monthly", "quarterly", "annual", "fault"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ReportFormat = Literal["html", "pdf", "xlsx", "json"]
-_ALL_JOBS: tuple[ReportJob, ...] = ("weekly", "monthly", "quarterly", "annual", "fault")
+_ALL_JOBS: tuple[ReportJob, ...] = ("daily", "weekly", "monthly", "quarterly", "annual", "fault")
 _ALL_FORMATS: tuple[ReportFormat, ...] = ("html", "pdf", "xlsx", "json")
 
 
@@ -97,6 +97,7 @@ class ReportsConfig(_Strict):
 
     enabled: bool = True
     jobs: list[ReportJob] = Field(default_factory=lambda: list(_ALL_JOBS))
+    daily_at: time = time(8, 0)  # the daily inspection, from the stored data
     weekly_day: Weekday = "fri"  # the running week's report (Monday-Sunday)
     weekly_at: time = time(17, 0)
     # monthly, quarterly and annual reports of the period just ended, on the first day after it

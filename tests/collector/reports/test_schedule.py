@@ -24,6 +24,8 @@ from weibao.collector.storage.sqlite import SqliteSampleStore
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.ops import TicketOps
 from weibao.collector.tickets.store import TicketStore
+from weibao.core.inspection.rules import load_inspection_rules
+from weibao.core.packaged import PACKAGED_RULES
 
 CLIENT = "it-dept@client.example"
 
@@ -41,7 +43,8 @@ def service(tmp_path: Path) -> Iterator[ReportService]:
     files = load_files(ContractConfig())
     samples = SqliteSampleStore(path, shared=True)
     yield ReportService(Sources(engine=engine, samples=samples, tickets=TicketStore(engine),
-                                reports=ReportStore(engine, tmp_path), rules=files.rules, calendar=files.calendar))
+                                reports=ReportStore(engine, tmp_path), rules=files.rules, calendar=files.calendar,
+                                inspection=load_inspection_rules(PACKAGED_RULES / "inspection.yaml")))
     samples.close()
     engine.dispose()
 
@@ -118,3 +121,19 @@ def test_after_the_last_attempt_it_gives_up(service: ReportService) -> None:
     assert s.tick(at("2026-12-04 18:00")) == 0
     assert metrics.value("gave_up", "weekly") == 1
     assert metrics.value("failed", "weekly") == 2
+
+
+def test_the_daily_inspection_at_eight(service: ReportService) -> None:
+    metrics = ReportMetrics()
+    with SmtpPeer() as smtp:
+        s = scheduler(service, smtp.port, metrics, jobs=["daily"], formats=["json", "html"])
+        assert s.tick(at("2026-12-04 07:00")) == 0
+        assert s.tick(at("2026-12-04 07:59")) == 0
+        assert s.tick(at("2026-12-04 08:00")) == 1
+        sent = smtp.messages()
+        assert [m.message["Subject"] for m in sent] == ["设备日常巡检报告 2026-12-04"]
+        names = sorted(p.get_filename() for p in sent[0].message.iter_attachments())
+        assert names == ["inspection-2026-12-04.html", "inspection-2026-12-04.json"]
+        assert s.tick(at("2026-12-05 07:59")) == 0
+        assert s.tick(at("2026-12-05 08:01")) == 1
+    assert metrics.value("mailed", "daily") == 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -29,6 +29,7 @@ from weibao.collector.state.models import Device
 from weibao.collector.storage import SampleStore
 from weibao.collector.tickets.store import TicketStore
 from weibao.collector.tickets.views import ticket_clocks
+from weibao.core.inspection.rules import InspectionRules
 
 SCHEMA_VERSION = 1
 WORST_DEVICES = 10
@@ -53,6 +54,8 @@ class Sources:
     calendar: WorkingCalendar
     file_windows: tuple[MaintenanceWindow, ...] = ()
     danger_checks: tuple[str, ...] = ()
+    inspection: InspectionRules | None = None  # the daily inspection's checks
+    daily_at: time = time(8, 0)
 
     def schedule(self) -> MaintenanceSchedule:
         return MaintenanceSchedule([*self.file_windows, *(w.window for w in self.tickets.windows())])

@@ -1,5 +1,6 @@
-"""The report scheduler: weekly (Friday 17:00, the running week), monthly, quarterly and annual (the first day
-after the period, 08:00), and a fault analysis draft for every level 1 or 2 ticket once it is restored.
+"""The report scheduler: the daily inspection (08:00), weekly (Friday 17:00, the running week), monthly,
+quarterly and annual (the first day after the period, 08:00), and a fault analysis draft for every level 1
+or 2 ticket once it is restored.
 
 It runs in the one collector process that runs the contract engine. ``tick(now)`` does what is due: a run
 missed while the collector was down is made up at the next tick (back to ``catch_up_days``, never before
@@ -34,6 +35,8 @@ _MAX_BACKOFF_STEPS = 6
 
 def due_at(kind: Kind, period: Period, cfg: ReportsConfig) -> datetime:
     """When the scheduled report of ``period`` is due (Asia/Shanghai)."""
+    if kind is Kind.DAILY:
+        return datetime.combine(period.start.date(), cfg.daily_at, SHANGHAI)
     if kind is Kind.WEEKLY:
         d = period.start.date() + timedelta(days=WEEKDAYS[cfg.weekly_day])
         return datetime.combine(d, cfg.weekly_at, SHANGHAI)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from weibao.collector.reports import daily
 from weibao.collector.reports.archive import build_archive
 from weibao.collector.reports.build import Builder, Sources
 from weibao.collector.reports.periods import Kind, parse_period
@@ -17,6 +18,7 @@ from weibao.core.inspection.i18n import Lang
 log = logging.getLogger(__name__)
 
 FORMATS = ("json", "html", "pdf", "xlsx")
+DAILY_FORMATS = ("json", "html", "pdf")
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
                "zip": "application/zip", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -57,6 +59,24 @@ class ReportService:
         self.builder = Builder(sources)
         self.store: ReportStore = sources.reports
 
+    def _daily(self, key: str, *, formats: Sequence[str], lang: Lang,
+               now: datetime) -> tuple[dict[str, Any], GeneratedReport, dict[str, bytes]]:
+        """The daily inspection from the stores (JSON, HTML, PDF: the inspection report has no tables to
+        spread over sheets, so XLSX is not made)."""
+        src = self.sources
+        if src.inspection is None:
+            raise ValueError("no inspection rules (inspection.yaml) were found: the daily inspection needs them")
+        day = parse_period(Kind.DAILY, key).start.date()
+        insp = daily.build(src.engine, src.inspection, day, src.daily_at, now)
+        site = src.site()
+        wanted = [f for f in formats if f in DAILY_FORMATS] or ["html"]
+        rendered = {fmt: daily.render(insp, fmt, lang, site, day) for fmt in wanted}
+        name = f"inspection-{day.isoformat()}"
+        files = {fmt: (f"{name}{'' if fmt == 'json' or lang == 'zh' else '.' + lang}.{fmt}", data)
+                 for fmt, data in rendered.items()}
+        saved = self.store.save(Kind.DAILY.value, day.isoformat(), lang, files, now=now)
+        return daily.inspection_json(insp, day=day), saved, rendered
+
     def archive(self, key: str, own: dict[str, tuple[str, bytes]], *, now: datetime) -> bytes:
         """The quarter's archive: its kept reports, its tickets, this report's own files, a manifest."""
         src = self.sources
@@ -74,6 +94,8 @@ class ReportService:
         """Build the document, render ``formats`` and keep them (a quarterly report adds its archive, format
         ``zip``); returns the document, the record, and the bytes of each format."""
         k = Kind(kind)
+        if k is Kind.DAILY:
+            return self._daily(key, formats=formats, lang=lang, now=now)
         doc = self.document(k, key, now=now)
         rendered = {fmt: render(doc, fmt, lang) for fmt in formats}
         period = doc["period"]["key"]

@@ -7,6 +7,7 @@ process), so that a report is generated and mailed once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -18,6 +19,7 @@ from weibao.collector.reports.schedule import ReportScheduler
 from weibao.collector.reports.service import ReportService
 from weibao.collector.reports.store import ReportStore
 from weibao.collector.storage import SampleStore
+from weibao.core.inspection.rules import load_inspection_rules
 
 
 @dataclass
@@ -37,9 +39,12 @@ class ReportServices:
 
 def sources_for(engine: Engine, samples: SampleStore, contract: ContractServices, config: CollectorConfig) -> Sources:
     files = contract.files
+    inspection = files.sources.get("inspection")
     return Sources(engine=engine, samples=samples, tickets=contract.store,
                    reports=ReportStore(engine, config.data_dir), rules=files.rules, calendar=files.calendar,
-                   file_windows=files.windows, danger_checks=tuple(c.id for c in files.danger_checks))
+                   file_windows=files.windows, danger_checks=tuple(c.id for c in files.danger_checks),
+                   inspection=load_inspection_rules(Path(inspection)) if inspection else None,
+                   daily_at=config.reports.daily_at)
 
 
 def build_reports(config: CollectorConfig, engine: Engine, samples: SampleStore,

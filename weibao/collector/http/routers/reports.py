@@ -1,7 +1,7 @@
 """Reports: generated from what the collector stores, in JSON, HTML, PDF or XLSX; an engineer's token.
 
     GET /api/v1/reports                          ?kind=   what was generated (newest first)
-    GET /api/v1/reports/{kind}                   ?period=2026-W48|2026-11|2026-Q4|2026 (fault: ?ticket=ID)
+    GET /api/v1/reports/{kind}                   ?period=2026-12-04|2026-W48|2026-11|2026-Q4|2026 (fault: ?ticket=ID)
                                                  &format=json|html|pdf|xlsx (zip: a quarter's archive) &lang=zh|en
     PUT /api/v1/reports/weekly/{period}/notes    {"work_done": ..., "plan_next_week": ...}
     PUT /api/v1/reports/fault/{ticket}/notes     {"cause": ..., "measures": ..., "prevention": ...}
@@ -24,7 +24,7 @@ from weibao.collector.errors import Refused
 from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
 from weibao.collector.reports.build import UnknownTicket
 from weibao.collector.reports.periods import Kind, PeriodError, parse_period
-from weibao.collector.reports.service import FORMATS, MEDIA_TYPES, ReportService, file_name
+from weibao.collector.reports.service import DAILY_FORMATS, FORMATS, MEDIA_TYPES, ReportService
 from weibao.collector.reports.store import GeneratedReport
 from weibao.collector.validate import bad_field, parse
 from weibao.core.inspection.i18n import LANGS
@@ -67,8 +67,7 @@ def _kind(text: str) -> Kind:
     try:
         return Kind(text)
     except ValueError as exc:
-        raise Refused(404, "not_found", f"no report kind {text!r}; one of "
-                      f"{', '.join(k.value for k in Kind if k is not Kind.DAILY)}") from exc
+        raise Refused(404, "not_found", f"no report kind {text!r}; one of {', '.join(k.value for k in Kind)}") from exc
 
 
 @router.get("/api/v1/reports")
@@ -87,6 +86,8 @@ async def get_report(request: Request, ctx: Ctx, _who: Engineer, kind: str) -> R
     fmt = q.get("format", "json")
     if fmt not in FORMATS and not (fmt == "zip" and k is Kind.QUARTERLY):
         raise bad_field("format", f"one of {', '.join(FORMATS)} (and zip, the archive, for a quarter)")
+    if k is Kind.DAILY and fmt not in DAILY_FORMATS:
+        raise bad_field("format", f"a daily inspection is one of {', '.join(DAILY_FORMATS)}")
     lang = q.get("lang", "zh")
     if lang not in LANGS:
         raise bad_field("lang", f"one of {', '.join(LANGS)}")
@@ -104,14 +105,14 @@ async def get_report(request: Request, ctx: Ctx, _who: Engineer, kind: str) -> R
             raise bad_field("period", str(exc)) from exc
     svc = _service(ctx)
     try:
-        doc, _saved, rendered = await run_in_threadpool(
+        doc, saved, rendered = await run_in_threadpool(
             lambda: svc.generate(k, key, formats=[] if fmt == "zip" else [fmt], lang=lang, now=now()))
     except UnknownTicket as exc:
         raise Refused(404, "not_found", f"no ticket {exc.args[0]}") from exc
     if fmt == "json":
         return json_response(doc)
     name = (f"archive-{doc['period']['key']}.zip" if fmt == "zip"
-            else file_name(k.value, doc["period"]["key"], fmt, lang))
+            else next(f.path.name for f in saved.files if f.format == fmt))
     disposition = "inline" if fmt == "html" else "attachment"
     return Response(rendered[fmt], media_type=MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": f'{disposition}; filename="{name}"'})
