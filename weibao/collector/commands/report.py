@@ -1,6 +1,6 @@
 """``weibao report ...``: contract reports from the collector's API, written to a folder.
 
-    weibao report weekly|monthly|quarterly|annual --period 2026-W48|2026-11|2026-Q4|2026
+    weibao report daily|weekly|monthly|quarterly|annual --period 2026-12-04|2026-W48|2026-11|2026-Q4|2026
                   [--format html,pdf,xlsx,json] [--lang zh|en] --out DIR
     weibao report fault TICKET_ID [--format ...] [--lang zh|en] --out DIR
     weibao report notes weekly 2026-W48 [--work-done TEXT] [--plan TEXT]
@@ -23,7 +23,7 @@ from weibao.core.files import write_atomic
 
 FORMATS = ("html", "pdf", "xlsx", "json")
 CHOICES = (*FORMATS, "zip")  # zip: the archive of a quarter
-PERIODIC = ("weekly", "monthly", "quarterly", "annual")
+PERIODIC = ("daily", "weekly", "monthly", "quarterly", "annual")
 FILE_MODE = 0o640
 
 
@@ -40,9 +40,10 @@ def register(subparsers: Any) -> None:
                                              "collector)")
     sub = r.add_subparsers(dest="report_command", required=True, metavar="KIND")
     for kind in PERIODIC:
-        p = sub.add_parser(kind, help=f"the {kind} report of one period")
+        what = "the daily inspection of one day (json, html, pdf)" if kind == "daily" else f"the {kind} report"
+        p = sub.add_parser(kind, help=f"{what} of one period")
         common(p)
-        p.add_argument("--period", required=True, help="2026-W48 | 2026-11 | 2026-Q4 | 2026")
+        p.add_argument("--period", required=True, help="2026-12-04 | 2026-W48 | 2026-11 | 2026-Q4 | 2026")
         _outputs(p)
         p.set_defaults(handler=fetch, kind=kind)
     p = sub.add_parser("fault", help="the fault analysis report of one ticket")
