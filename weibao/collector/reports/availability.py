@@ -17,10 +17,11 @@ threshold is unknown, maintenance windows are planned), fed with the period's ``
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from weibao.collector.contract.calendar import SHANGHAI, WorkingCalendar
 from weibao.collector.contract.episodes import ConditionTracker, TimeState
@@ -135,26 +136,28 @@ class DeviceTime:
 
 
 def telling(samples: Sequence[tuple[int, float]], threshold: timedelta) -> Iterator[tuple[datetime, bool]]:
-    """The observations that shape the timeline: every sample whose state differs from its neighbours or
-    that borders a silence longer than ``threshold``, and inside a steady run enough samples that no two
+    """The observations that shape the timeline: the samples on both sides of every change of state and of
+    every silence longer than ``threshold``, and inside each steady stretch enough samples that no two
     kept ones are further apart than ``threshold``. The classifier judges each pair of consecutive
     samples alone (the earlier one's state holds until the later, or the pair is a gap), so the samples
     left out would only have cut a steady stretch into more pieces of the same state."""
-    n = len(samples)
+    if not samples:
+        return
     limit = threshold // timedelta(milliseconds=1)
-    last_kept = 0
-    for k in range(n):
-        ts, value = samples[k]
-        bad = value < 1
-        keep = k == 0 or k == n - 1
-        if not keep:
-            prev_ts, prev_v = samples[k - 1]
-            next_ts, next_v = samples[k + 1]
-            keep = ((prev_v < 1) != bad or (next_v < 1) != bad or ts - prev_ts > limit
-                    or next_ts - ts > limit or next_ts - last_kept > limit)
-        if keep:
-            last_kept = ts
-            yield datetime.fromtimestamp(ts / 1000, SHANGHAI), bad
+    ts, values = zip(*samples, strict=True)
+    bad = [v < 1 for v in values]
+    # where a stretch begins: the first sample, and each one after a change of state or a silence
+    starts = [0, *(k for k, (a, b, x, y) in enumerate(zip(ts, ts[1:], bad, bad[1:], strict=False), 1)
+                   if y != x or b - a > limit), len(ts)]
+    for i, after in pairwise(starts):
+        j = after - 1
+        cur = i
+        yield datetime.fromtimestamp(ts[i] / 1000, SHANGHAI), bad[i]
+        while ts[j] - ts[cur] > limit:
+            cur = bisect_right(ts, ts[cur] + limit, cur + 1, j + 1) - 1
+            yield datetime.fromtimestamp(ts[cur] / 1000, SHANGHAI), bad[cur]
+        if cur != j:
+            yield datetime.fromtimestamp(ts[j] / 1000, SHANGHAI), bad[j]
 
 
 def classify(device: DeviceInfo, samples: Sequence[tuple[int, float]], settings: EvaluationSettings,
@@ -178,8 +181,8 @@ def classify(device: DeviceInfo, samples: Sequence[tuple[int, float]], settings:
         elif state is TimeState.UP:
             known.append(part)
     planned = clip_all(maintenance.for_device(device.name), start, end)
-    times = [ts for ts, _ in samples]
-    in_period = bisect_left(times, ms(end)) - bisect_left(times, ms(start))
+    in_period = (bisect_left(samples, ms(end), key=lambda x: x[0])
+                 - bisect_left(samples, ms(start), key=lambda x: x[0]))
     return DeviceTime(device, merge(down), planned, merge(known), in_period)
 
 
