@@ -410,3 +410,17 @@ def test_quarterly_and_annual_by_month_with_the_archive(lab: Any, monthly: dict[
         assert hashlib.sha256(z.read(name)).hexdigest() == digest, name
     ticket = json.loads(z.read(f"tickets/{ids['T3']}.json"))
     assert ticket["level"] == 1 and ticket["events"][0]["kind"] == "open"
+
+
+@pytest.mark.parametrize("kind,key", [("weekly", "2026-W41"), ("quarterly", "2026-Q4"), ("annual", "2026"),
+                                      ("fault", "T3"), ("daily", "2026-10-22")])
+def test_every_kind_renders_in_every_format(lab: Any, kind: str, key: str) -> None:
+    _, engineer, ids, _ = lab
+    params = {"ticket": ids[key]} if kind == "fault" else {"period": key}
+    for fmt, magic in (("json", b"{"), ("html", b"<!DOCTYPE html>"), ("pdf", b"%PDF"), ("xlsx", b"PK")):
+        if kind == "daily" and fmt == "xlsx":
+            continue
+        for lang in ("zh", "en"):
+            r = engineer.get(f"/api/v1/reports/{kind}", params={**params, "format": fmt, "lang": lang})
+            assert r.status_code == 200, (kind, fmt, lang, r.text[:300])
+            assert r.content.startswith(magic), (kind, fmt, lang)

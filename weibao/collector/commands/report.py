@@ -73,6 +73,8 @@ def register(subparsers: Any) -> None:
 
 
 def _outputs(p: argparse.ArgumentParser) -> None:
+    # a month of a large site takes the collector a while to read, classify and render (bench/reports.py)
+    p.set_defaults(timeout=600.0)
     p.add_argument("--format", type=_formats, default=list(FORMATS),
                    help="html,pdf,xlsx,json (default: all); zip: a quarter's archive")
     p.add_argument("--lang", choices=["zh", "en"], default="zh")

@@ -118,6 +118,12 @@ def render_xlsx(doc: dict[str, Any], lang: Lang = "zh") -> bytes:
     if "gaps" in doc:
         b.sheet(tr("r.gaps")[:31], [tr("r.device"), tr("r.from"), tr("r.to"), tr("r.duration")],
                 [[g["device"], g["from"], g["to"], g["seconds"]] for g in doc["gaps"]["longest"]])
+    if "notes" in doc:
+        b.sheet(tr("r.notes"), [tr("r.notes"), ""], [[tr("r.work_done"), doc["notes"]["work_done"] or ""],
+                                                     [tr("r.plan_next_week"), doc["notes"]["plan_next_week"] or ""]])
+    if "analysis" in doc:
+        b.sheet(tr("r.analysis"), [tr("r.analysis"), ""],
+                [[tr(f"r.{f}"), doc["analysis"][f] or ""] for f in ("cause", "measures", "prevention")])
     if "timeline" in doc:
         b.sheet(tr("r.timeline"), [tr("r.at"), tr("r.actor"), tr("r.action"), tr("r.note")],
                 [[e["at"], e["actor"], e["kind"], e["note"]] for e in doc["timeline"]])

@@ -154,6 +154,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "r.reason": ("内容", "Reason"),
     "r.start": ("开始", "Start"),
     "r.end": ("结束", "End"),
+    "r.notes": ("工程师填写", "Engineers' notes"),
     "r.work_done": ("本周工作", "Work done this week"),
     "r.plan_next_week": ("下周计划", "Plan for next week"),
     "r.not_written": ("（工程师尚未填写）", "(not written yet)"),
