@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from weibao.collector.contract.calendar import WorkingCalendar, local
+from weibao.collector.contract.calendar import WorkingCalendar, day_start, local
 from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
 from weibao.collector.contract.rules import ContractRules
 from weibao.collector.reports import sections
@@ -114,7 +114,7 @@ class Builder:
                                           limits=src.rules.clocks))
         doc["maintenance"] = sections.maintenance(schedule.windows, p.start, p.end)
         doc["config_changes"] = sections.config_changes(events)
-        days = [d for d in (p.days() if p.kind in (Kind.WEEKLY, Kind.MONTHLY) else [])]
+        days = p.days() if p.kind in (Kind.WEEKLY, Kind.MONTHLY) else []
         if days:
             doc["daily"] = self._daily(times, tickets, days, as_of)
         if p.kind is Kind.WEEKLY:
@@ -175,8 +175,6 @@ class Builder:
 
     def _daily(self, times: Mapping[str, DeviceTime], tickets: Sequence[Any], days: Sequence[Any],
                as_of: datetime) -> list[dict[str, Any]]:
-        from weibao.collector.contract.calendar import day_start
-
         bounds = [day_start(d) for d in days] + [day_start(days[-1]) + timedelta(days=1)]
         opened = ticket_section.per_day(tickets, bounds)
         out = []

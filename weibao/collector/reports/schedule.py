@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from weibao.collector.config import ReportsConfig
 from weibao.collector.contract.calendar import SHANGHAI, local
 from weibao.collector.notify.config import EmailChannel, NotifyConfig
@@ -23,7 +25,7 @@ from weibao.collector.reports.mail import send_report
 from weibao.collector.reports.metrics import ReportMetrics
 from weibao.collector.reports.periods import Kind, Period, containing, previous
 from weibao.collector.reports.service import ReportService
-from weibao.collector.tickets.model import TicketState
+from weibao.collector.tickets.store import TicketRow, to_ms
 from weibao.core.inspection.i18n import Lang
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,11 @@ class ReportScheduler:
         return attempted
 
     def _restored_faults(self, since: datetime, now: datetime) -> list[str]:
-        found = self.service.sources.tickets.find(state=[TicketState.RESTORED, TicketState.CLOSED],
-                                          opened_before=now, limit=100_000)
-        return [t.id for t in found if t.level <= 2 and t.restored_at is not None and since <= t.restored_at <= now]
+        """Level 1 and 2 tickets restored in [since, now], newest first: each gets a fault report draft."""
+        q = (select(TicketRow.id).where(TicketRow.level <= 2, TicketRow.restored_ms >= to_ms(since),
+                                        TicketRow.restored_ms <= to_ms(now)).order_by(TicketRow.restored_ms.desc()))
+        with self.service.sources.engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(q)]
 
     def _attempt(self, kind: Kind, key: str, now: datetime) -> int:
         run = self.store.run(kind.value, key)

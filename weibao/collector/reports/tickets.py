@@ -54,7 +54,7 @@ def load(store: TicketStore, start: datetime, end: datetime, as_of_t: datetime) 
     """Tickets that matter to [start, end): opened before its end and not closed before its start, each
     as it stood at ``as_of_t``; oldest first."""
     out = []
-    for t in store.find(opened_before=end, limit=_MAX_TICKETS):
+    for t in store.find(opened_before=end, not_closed_before=start, limit=_MAX_TICKETS):
         then = as_of(t, as_of_t)
         if then is None or (then.closed_at is not None and then.closed_at < start):
             continue
