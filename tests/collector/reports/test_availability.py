@@ -15,7 +15,7 @@ from weibao.collector.contract.episodes import ConditionTracker, TimeState
 from weibao.collector.contract.intervals import Interval, merge
 from weibao.collector.contract.rules import Condition, EvaluationSettings, TrackKey
 from weibao.collector.reports.availability import classify, intersect
-from weibao.collector.reports.source import DeviceInfo, ms
+from weibao.collector.reports.source import DeviceInfo, UpSamples, ms
 from weibao.core.inventory import Category
 
 SETTINGS = EvaluationSettings()
@@ -27,8 +27,8 @@ def device(probe_s: int) -> DeviceInfo:
                                                               timedelta(seconds=probe_s)), True)
 
 
-def history(rnd: random.Random, probe_s: int) -> list[tuple[int, float]]:
-    out, t = [], START - timedelta(minutes=10)
+def history(rnd: random.Random, probe_s: int) -> UpSamples:
+    out, t = UpSamples(), START - timedelta(minutes=10)
     state = 1.0
     while t < END:
         if rnd.random() < 0.02:
@@ -36,7 +36,7 @@ def history(rnd: random.Random, probe_s: int) -> list[tuple[int, float]]:
         if rnd.random() < 0.005:
             t += timedelta(seconds=rnd.randint(probe_s * 3, probe_s * 40))  # a monitoring gap
             continue
-        out.append((ms(t), state))
+        out.add(ms(t), state)
         t += timedelta(seconds=probe_s + rnd.randint(-probe_s // 5, probe_s // 5))
     return out
 
@@ -50,7 +50,7 @@ def test_the_timeline_is_the_one_every_sample_gives(seed: int) -> None:
                                                      at("2026-10-14 03:17"), "upgrade")])
     full = ConditionTracker("d1", TrackKey(Condition.DOWN), SETTINGS, probe_interval=timedelta(seconds=probe),
                             maintenance=windows)
-    for ts, value in samples:
+    for ts, value in zip(samples.ts, samples.values, strict=True):
         full.observe(datetime.fromtimestamp(ts / 1000, START.tzinfo), value < 1)
     want_down = [iv.clip(START, END) for iv, st in full.timeline(END) if st is TimeState.DOWN]
     want_known = [iv.clip(START, END) for iv, st in full.timeline(END) if st in (TimeState.UP, TimeState.DOWN)]

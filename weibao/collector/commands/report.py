@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     sub = r.add_subparsers(dest="report_command", required=True, metavar="KIND")
     for kind in PERIODIC:
         what = "the daily inspection of one day (json, html, pdf)" if kind == "daily" else f"the {kind} report"
-        p = sub.add_parser(kind, help=f"{what} of one period")
+        p = sub.add_parser(kind, help=what)
         common(p)
         p.add_argument("--period", required=True, help="2026-12-04 | 2026-W48 | 2026-11 | 2026-Q4 | 2026")
         _outputs(p)

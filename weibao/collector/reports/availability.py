@@ -17,7 +17,7 @@ threshold is unknown, maintenance windows are planned), fed with the period's ``
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +28,7 @@ from weibao.collector.contract.episodes import ConditionTracker, TimeState
 from weibao.collector.contract.intervals import Interval, clip_all, merge
 from weibao.collector.contract.maintenance import MaintenanceSchedule
 from weibao.collector.contract.rules import Condition, EvaluationSettings, TrackKey
-from weibao.collector.reports.source import DeviceInfo, ms
+from weibao.collector.reports.source import DeviceInfo, UpSamples, ms
 
 _DOWN = TrackKey(Condition.DOWN)
 
@@ -135,7 +135,7 @@ class DeviceTime:
             down_working_s=_seconds(intersect(down, working)))
 
 
-def telling(samples: Sequence[tuple[int, float]], threshold: timedelta) -> Iterator[tuple[datetime, bool]]:
+def telling(samples: UpSamples, threshold: timedelta) -> Iterator[tuple[datetime, bool]]:
     """The observations that shape the timeline: the samples on both sides of every change of state and of
     every silence longer than ``threshold``, and inside each steady stretch enough samples that no two
     kept ones are further apart than ``threshold``. The classifier judges each pair of consecutive
@@ -144,8 +144,8 @@ def telling(samples: Sequence[tuple[int, float]], threshold: timedelta) -> Itera
     if not samples:
         return
     limit = threshold // timedelta(milliseconds=1)
-    ts, values = zip(*samples, strict=True)
-    bad = [v < 1 for v in values]
+    ts = samples.ts
+    bad = [v < 1 for v in samples.values]
     # where a stretch begins: the first sample, and each one after a change of state or a silence
     starts = [0, *(k for k, (a, b, x, y) in enumerate(zip(ts, ts[1:], bad, bad[1:], strict=False), 1)
                    if y != x or b - a > limit), len(ts)]
@@ -160,7 +160,7 @@ def telling(samples: Sequence[tuple[int, float]], threshold: timedelta) -> Itera
             yield datetime.fromtimestamp(ts[j] / 1000, SHANGHAI), bad[j]
 
 
-def classify(device: DeviceInfo, samples: Sequence[tuple[int, float]], settings: EvaluationSettings,
+def classify(device: DeviceInfo, samples: UpSamples, settings: EvaluationSettings,
              maintenance: MaintenanceSchedule, start: datetime, end: datetime) -> DeviceTime:
     """The device's time over [start, end) as the contract core classifies it from its ``up`` samples
     (``samples`` may begin before ``start``: the sample before the period tells its state at the start)."""
@@ -181,8 +181,7 @@ def classify(device: DeviceInfo, samples: Sequence[tuple[int, float]], settings:
         elif state is TimeState.UP:
             known.append(part)
     planned = clip_all(maintenance.for_device(device.name), start, end)
-    in_period = (bisect_left(samples, ms(end), key=lambda x: x[0])
-                 - bisect_left(samples, ms(start), key=lambda x: x[0]))
+    in_period = samples.count_between(ms(start), ms(end))
     return DeviceTime(device, merge(down), planned, merge(known), in_period)
 
 

@@ -23,7 +23,15 @@ from weibao.collector.reports import sections
 from weibao.collector.reports import tickets as ticket_section
 from weibao.collector.reports.availability import DeviceTime, Figures, classify, lookback
 from weibao.collector.reports.periods import Kind, Period, parse_period
-from weibao.collector.reports.source import DeviceInfo, bucket_series, ms, read_devices, read_events, read_up
+from weibao.collector.reports.source import (
+    DeviceInfo,
+    UpSamples,
+    bucket_series,
+    ms,
+    read_devices,
+    read_events,
+    read_up,
+)
 from weibao.collector.reports.store import ReportStore
 from weibao.collector.state.models import Device
 from weibao.collector.storage import SampleStore
@@ -140,8 +148,8 @@ class Builder:
                       start - back, end)
         out = {}
         for name, dev in devices.items():
-            samples = ups.get(name, [])
-            if not dev.active and not any(ms(start) <= ts < ms(end) for ts, _ in samples):
+            samples = ups.get(name) or UpSamples()
+            if not dev.active and not samples.count_between(ms(start), ms(end)):
                 continue  # retired and silent: not part of this period
             out[name] = classify(dev, samples, settings, schedule, start, end)
         return out

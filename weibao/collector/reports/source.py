@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from array import array
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,8 +28,28 @@ from weibao.collector.state.models import Device, EventRow, Rollup, Series
 from weibao.collector.storage import SampleStore
 from weibao.core.inventory import Category
 
-# per device: (milliseconds since the epoch, value), in time order
-UpSeries = dict[str, list[tuple[int, float]]]
+
+@dataclass(slots=True)
+class UpSamples:
+    """One device's ``up`` samples in time order: times (ms since the epoch) and values in two flat arrays
+    (a month of a large site is millions of samples: no object per sample for the garbage collector)."""
+
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    values: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, ts_ms: int, value: float) -> None:
+        self.ts.append(ts_ms)
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def count_between(self, from_ms: int, to_ms: int) -> int:
+        """How many samples lie in [from_ms, to_ms)."""
+        return bisect_left(self.ts, to_ms) - bisect_left(self.ts, from_ms)
+
+
+UpSeries = dict[str, UpSamples]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +105,7 @@ def _raw_kept_since(store: SampleStore) -> datetime | None:
 def _raw_up(store: SampleStore, devices: Mapping[str, DeviceSpec], from_ms: int, to_ms: int) -> UpSeries:
     """Raw ``up`` samples in [from_ms, to_ms) from the SQLite raw store, per device in time order."""
     path = getattr(store, "path", None)
-    out: UpSeries = defaultdict(list)
+    out: UpSeries = defaultdict(UpSamples)
     if store.name != "sqlite" or path is None:
         return out
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -94,10 +116,13 @@ def _raw_up(store: SampleStore, devices: Mapping[str, DeviceSpec], from_ms: int,
             return out
         ids = ",".join(str(i) for i in series)
         lists = {sid: out[name] for sid, name in series.items()}
+        adds = {sid: (u.ts.append, u.values.append) for sid, u in lists.items()}
         rows = conn.execute(f"SELECT ts_ms, series_id, value FROM ts_samples WHERE ts_ms >= ? AND ts_ms < ?"  # noqa: S608
                             f" AND series_id IN ({ids}) ORDER BY ts_ms", (from_ms, to_ms))
         for ts_ms, sid, value in rows:
-            lists[sid].append((ts_ms, value))
+            add_ts, add_value = adds[sid]
+            add_ts(ts_ms)
+            add_value(value)
     finally:
         conn.close()
     return out
@@ -117,14 +142,16 @@ def read_up(engine: Engine, store: SampleStore, devices: Mapping[str, DeviceSpec
     raw_from = end_ms if kept is None else min(end_ms, max(start_ms, ms(kept)))
     if raw_from > start_ms:  # rollups up to whole buckets, raw samples from the bucket after
         raw_from -= raw_from % BUCKET_MS
-    out: UpSeries = defaultdict(list)
+    out: UpSeries = defaultdict(UpSamples)
     if raw_from > start_ms:
         for s in rollup_samples(engine, devices, settings, start_ms, raw_from, {}):
             if s.metric == "up" and start <= s.ts < end and not math.isnan(s.value):
-                out[s.device].append((ms(s.ts), s.value))
+                out[s.device].add(ms(s.ts), s.value)
     if raw_from < end_ms:
-        for name, points in _raw_up(store, devices, max(start_ms, raw_from), end_ms).items():
-            out[name].extend(points)  # stored values are finite: ingest refuses anything else
+        for name, raw in _raw_up(store, devices, max(start_ms, raw_from), end_ms).items():
+            got = out[name]  # stored values are finite: ingest refuses anything else
+            got.ts.extend(raw.ts)
+            got.values.extend(raw.values)
     return out
 
 
