@@ -60,6 +60,8 @@ BENCHES = (
     Bench("console", "web console: overview, ticket list, device page with 1,000 devices and 10,000 tickets",
           ("--devices", "1000", "--tickets", "10000", "--requests", "25"),
           ("--devices", "300", "--tickets", "3000", "--requests", "10"), 300),
+    Bench("reports", "monthly report: JSON build, HTML, PDF, XLSX of 100 to 1,000 devices",
+          ("--devices", "100,300,1000"), ("--devices", "100,300"), 900),
     Bench("agent_memory", "resident memory: agent and collector vs prometheus-snmp-exporter",
           ("--devices", "1000,5000", "--rounds", "3"), ("--devices", "500", "--rounds", "2", "--max-s", "60"), 420),
 )

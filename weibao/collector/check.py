@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from weibao.collector.config import CollectorConfig, ContractConfig, load_config
+from weibao.collector.notify.config import NotifyConfig
 from weibao.collector.state.db import state_url
 from weibao.collector.tls import check_tls_files
 from weibao.core.errors import ConfigError, Problem
@@ -212,7 +213,8 @@ def _load_collector_config(report: CheckReport, path: Path | None, *, data_dir: 
 
 
 def _check_contract_files(report: CheckReport, contract: ContractConfig, where: _Where,
-                          env: Mapping[str, str]) -> None:
+                          env: Mapping[str, str]) -> NotifyConfig | None:
+    """Every file the contract section names; returns the notify configuration when it loaded."""
     from weibao.collector.contract import load_calendar, load_contract_rules
     from weibao.collector.engine.setup import find_rules, load_maintenance_file
     from weibao.collector.notify.config import load_notify_config
@@ -240,6 +242,7 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
     if site_ok and contract.calendar:  # later files override earlier ones: the whole stack must hold too
         _attempt(report, contract.calendar[-1], lambda: load_calendar(*contract.calendar))
 
+    notify: NotifyConfig | None = None
     if contract.notify is not None:
         notify_path = contract.notify
         if not notify_path.is_file():
@@ -280,6 +283,23 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
     report.checked += [str(contract.notify)] if contract.notify is not None else []
     report.checked.append(f"{n} calendar file{'' if n == 1 else 's'}")
     report.checked += [str(p) for p in (rules_path, insp, contract.maintenance) if p is not None]
+    return notify
+
+
+def _check_reports(report: CheckReport, cfg: CollectorConfig, where: _Where, notify: NotifyConfig | None) -> None:
+    """``reports.channel`` must name an e-mail channel of the notify configuration."""
+    from weibao.collector.notify.config import EmailChannel
+
+    name = cfg.reports.channel
+    if name is None:
+        return
+    if cfg.contract.notify is None:
+        report.problems.append(where.problem(("reports", "channel"), f"names channel {name!r}, but contract.notify "
+                                             "(the file with the channels) is not set"))
+    elif notify is not None and not isinstance(notify.channels.get(name), EmailChannel):
+        found = ", ".join(n for n, c in notify.channels.items() if isinstance(c, EmailChannel)) or "none"
+        report.problems.append(where.problem(("reports", "channel"), f"{name!r} is not an e-mail channel of "
+                                             f"{cfg.contract.notify} (e-mail channels: {found})"))
 
 
 def check_collector(config: Path | None, *, data_dir: Path | None = None, listen: str | None = None,
@@ -294,6 +314,7 @@ def check_collector(config: Path | None, *, data_dir: Path | None = None, listen
     if cfg is not None:
         _check_storage(report, cfg, where, env)
         _check_tls(report, cfg, where)
-    if contract is not None:
-        _check_contract_files(report, contract, where, env)
+    notify = _check_contract_files(report, contract, where, env) if contract is not None else None
+    if cfg is not None:
+        _check_reports(report, cfg, where, notify)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit
@@ -160,6 +161,33 @@ class ConsoleConfig(_Strict):
         if self.base_url is None:
             return None
         return f"{self.base_url.rstrip('/')}/tickets/{quote(ticket_id, safe='')}"
+ReportJob = Literal["daily", "weekly", "monthly", "quarterly", "annual", "fault"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ReportFormat = Literal["html", "pdf", "xlsx", "json"]
+_ALL_JOBS: tuple[ReportJob, ...] = ("daily", "weekly", "monthly", "quarterly", "annual", "fault")
+_ALL_FORMATS: tuple[ReportFormat, ...] = ("html", "pdf", "xlsx", "json")
+
+
+class ReportsConfig(_Strict):
+    """Scheduled reports (contract time, Asia/Shanghai), run where the contract engine runs, and mailed."""
+
+    enabled: bool = True
+    jobs: list[ReportJob] = Field(default_factory=lambda: list(_ALL_JOBS))
+    daily_at: time = time(8, 0)  # the daily inspection, from the stored data
+    weekly_day: Weekday = "fri"  # the running week's report (Monday-Sunday)
+    weekly_at: time = time(17, 0)
+    # monthly, quarterly and annual reports of the period just ended, on the first day after it
+    periodic_at: time = time(8, 0)
+    lang: Literal["zh", "en"] = "zh"
+    formats: list[ReportFormat] = Field(default_factory=lambda: list(_ALL_FORMATS), min_length=1)
+    # the e-mail channel of the notify config that sends them, and to whom (default: the channel's list)
+    channel: str | None = None
+    to: list[str] = Field(default_factory=list)
+    retry_s: float = Field(300.0, ge=1, le=86400)
+    max_attempts: int = Field(12, ge=1, le=1000)
+    # after a restart, runs missed up to this long ago are made up
+    catch_up_days: int = Field(40, ge=0, le=400)
+    check_interval_s: float = Field(30.0, ge=0.1, le=3600)
 
 
 class CollectorConfig(_Strict):
@@ -176,6 +204,7 @@ class CollectorConfig(_Strict):
     console: ConsoleConfig = ConsoleConfig()
     tls: TlsConfig | None = None
     connections: ConnectionsConfig = ConnectionsConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @model_validator(mode="after")
     def _contract_workers(self) -> CollectorConfig:

@@ -21,6 +21,7 @@ from weibao.collector.ingest import Ingestor
 from weibao.collector.locks import FileLock, run_dir
 from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
+from weibao.collector.reports.wiring import build_reports
 from weibao.collector.state.db import create_state_engine, migrate
 from weibao.collector.storage import open_store
 from weibao.core.files import private_dir
@@ -62,7 +63,8 @@ def create_app(config: CollectorConfig) -> FastAPI:
     ingestor = Ingestor(engine, store, registry, config.limits, metrics, write_lock,
                         raw_days=config.retention.raw_days)
     contract = build_contract(config, engine, store)  # rule files are checked here, before serving
-    ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract)
+    reports = build_reports(config, engine, store, contract)  # a bad reports.channel fails here
+    ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract, reports)
     retention = FileLock(run / "retention.lock")
     if contract.engine is not None:
         ingestor.subscribe(contract.engine.submit)
@@ -78,11 +80,13 @@ def create_app(config: CollectorConfig) -> FastAPI:
             thread.start()
             watch = asyncio.create_task(_watch_calendar(contract))
         contract.start()
+        reports.start()
         try:
             yield
         finally:
             if watch is not None:
                 watch.cancel()
+            reports.stop()
             contract.stop()
             stop.set()
             if thread is not None:

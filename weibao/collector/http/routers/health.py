@@ -28,5 +28,5 @@ async def healthz(ctx: Ctx) -> Response:
 @router.get("/metrics")
 async def metrics(ctx: Ctx) -> Response:
     lines = [*ctx.contract.calendar_watch.metrics(), *metrics_lines()]
-    text = ctx.metrics.render() + "".join(f"{line}\n" for line in lines)
+    text = ctx.metrics.render() + ctx.reports.metrics.render() + "".join(f"{line}\n" for line in lines)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
