@@ -25,7 +25,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.ingest import AGENT, PER_DEVICE, cpu_s, encode, make_batches, post_all, register  # noqa: E402
+from bench.common import cpu_seconds  # noqa: E402
+from bench.ingest import AGENT, PER_DEVICE, encode, make_batches, post_all, register  # noqa: E402
 from tests.peers.collector import CollectorPeer, run_collector  # noqa: E402
 from weibao.collector import pki  # noqa: E402
 
@@ -80,9 +81,9 @@ def main() -> int:
                 chunk = bodies[2 + r * per_round:2 + (r + 1) * per_round]
                 for name in (("http", "https") if r % 2 == 0 else ("https", "http")):
                     p = peers[name]
-                    cpu0 = cpu_s(p.proc.pid)
+                    cpu0 = cpu_seconds(p.proc.pid, tree=True)
                     elapsed = post_all(p, tokens[name], chunk, args.clients)
-                    cpus[name].append(cpu_s(p.proc.pid) - cpu0)
+                    cpus[name].append(cpu_seconds(p.proc.pid, tree=True) - cpu0)
                     rates[name].append(n / elapsed)
             handshakes = {name: args.connections / fresh_connections(p, args.connections)
                           for name, p in peers.items()}

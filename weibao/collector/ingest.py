@@ -164,7 +164,7 @@ class Ingestor:
         A time far ahead would stand as the device's newest reading, and every later one at the real time
         would look older than it; a time from before retention would be pruned at once. Every time that
         passes is also one the calendar can show in any time zone."""
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         lo = now - int(self.raw_days * 86_400_000)
         hi = now + int(self.limits.max_future_s * 1000)
         event_ms = [to_ms(e["ts"]) for e in batch.events]
