@@ -73,7 +73,7 @@ def test_weekly_on_friday_monthly_caught_up_and_a_fault_draft(service: ReportSer
         sent = smtp.messages()[-1]
         assert sent.message["Subject"] == "运维周报 2026-W48"
         assert sent.rcpt_tos == (CLIENT,)
-        names = sorted(p.get_filename() for p in sent.message.iter_attachments())
+        names = sorted(str(p.get_filename()) for p in sent.message.iter_attachments())
         assert names == ["weekly-2026-W48.json", "weekly-2026-W48.xlsx"]
         assert s.tick(at("2026-11-27 17:05")) == 0  # done once
         # the collector was down over 12-01 08:00: a new process makes the November report up at 09:30
@@ -132,7 +132,7 @@ def test_the_daily_inspection_at_eight(service: ReportService) -> None:
         assert s.tick(at("2026-12-04 08:00")) == 1
         sent = smtp.messages()
         assert [m.message["Subject"] for m in sent] == ["设备日常巡检报告 2026-12-04"]
-        names = sorted(p.get_filename() for p in sent[0].message.iter_attachments())
+        names = sorted(str(p.get_filename()) for p in sent[0].message.iter_attachments())
         assert names == ["inspection-2026-12-04.html", "inspection-2026-12-04.json"]
         assert s.tick(at("2026-12-05 07:59")) == 0
         assert s.tick(at("2026-12-05 08:01")) == 1

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from weibao.collector.contract.calendar import SHANGHAI, WorkingCalendar
+from weibao.collector.contract.calendar import WorkingCalendar
 from weibao.collector.contract.episodes import ConditionTracker, TimeState
 from weibao.collector.contract.intervals import Interval, clip_all, merge
 from weibao.collector.contract.maintenance import MaintenanceSchedule
 from weibao.collector.contract.rules import Condition, EvaluationSettings, TrackKey
 from weibao.collector.reports.source import DeviceInfo, UpSamples, ms
+from weibao.core.timeutil import SHANGHAI
 
 _DOWN = TrackKey(Condition.DOWN)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from weibao.collector.contract.calendar import SHANGHAI, local
+from weibao.collector.contract.calendar import local
 from weibao.collector.reports.source import from_ms, ms, read_events
 from weibao.collector.state.models import Device, Rollup, Series
 from weibao.core.inspection.evaluate import inspect
@@ -33,6 +33,7 @@ from weibao.core.inspection.rules import UPTIME_METRIC, InspectionRules
 from weibao.core.inspection.view import label_key
 from weibao.core.inventory import Category, Kind
 from weibao.core.model import Event, EventKind, PollResult, Protocol, Sample
+from weibao.core.timeutil import SHANGHAI
 
 FRESH = timedelta(hours=26)
 REACH_FRESH = timedelta(hours=1)

@@ -12,9 +12,9 @@ from typing import Any
 
 import jinja2
 
-from weibao.collector.contract.calendar import SHANGHAI
 from weibao.collector.reports import charts
 from weibao.core.inspection.i18n import LANGS, Lang, number, t
+from weibao.core.timeutil import SHANGHAI
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("weibao.collector.reports", "templates"),

@@ -19,14 +19,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from weibao.collector.config import ReportsConfig
-from weibao.collector.contract.calendar import SHANGHAI, local
+from weibao.collector.contract.calendar import local
 from weibao.collector.notify.config import EmailChannel, NotifyConfig
 from weibao.collector.reports.mail import send_report
 from weibao.collector.reports.metrics import ReportMetrics
 from weibao.collector.reports.periods import Kind, Period, containing, previous
 from weibao.collector.reports.service import ReportService
-from weibao.collector.tickets.store import TicketRow, to_ms
+from weibao.collector.tickets.store import TicketRow
 from weibao.core.inspection.i18n import Lang
+from weibao.core.timeutil import SHANGHAI, to_ms
 
 log = logging.getLogger(__name__)
 

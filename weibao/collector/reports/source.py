@@ -21,12 +21,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from weibao.collector.contract import DeviceSpec, device_spec
-from weibao.collector.contract.calendar import SHANGHAI
 from weibao.collector.contract.rules import EvaluationSettings
 from weibao.collector.engine.replay import BUCKET_MS, rollup_samples
 from weibao.collector.state.models import Device, EventRow, Rollup, Series
 from weibao.collector.storage import SampleStore
 from weibao.core.inventory import Category
+from weibao.core.timeutil import SHANGHAI
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Engine, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weibao.collector.state.models import Base
-from weibao.collector.tickets.store import from_ms, to_ms
+from weibao.core.timeutil import from_ms, to_ms
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750

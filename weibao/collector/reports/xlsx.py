@@ -15,8 +15,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from weibao.collector.contract.calendar import SHANGHAI
 from weibao.core.inspection.i18n import Lang, t
+from weibao.core.timeutil import SHANGHAI
 
 AVAIL_COLUMNS = ("period_s", "down_s", "planned_s", "unknown_s", "availability_pct", "down_working_s",
                  "down_non_working_s", "availability_working_pct")
