@@ -239,8 +239,9 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
             site_ok = False
         elif _attempt(report, cal, partial(load_calendar, cal, base=None)) is None:
             site_ok = False
+    calendar = None
     if site_ok and contract.calendar:  # later files override earlier ones: the whole stack must hold too
-        _attempt(report, contract.calendar[-1], lambda: load_calendar(*contract.calendar))
+        calendar = _attempt(report, contract.calendar[-1], lambda: load_calendar(*contract.calendar))
 
     notify: NotifyConfig | None = None
     if contract.notify is not None:
@@ -261,6 +262,15 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
                             report.problems.append(nsrc.problem(
                                 ("channels", name, "ca_file"),
                                 f"cannot load CA file {channel.ca_file}: {getattr(exc, 'strerror', None) or exc}"))
+
+    if calendar is not None and (contract.notify is None or notify is not None):
+        channels = notify.channels if notify is not None else {}
+        for period in calendar.protection:
+            for ch in period.notify:
+                if ch not in channels:
+                    report.problems.append(Problem(str(contract.calendar[-1]), None,
+                                                   f"protection_periods.{period.name}.notify.{ch}",
+                                                   f"no channel {ch!r} in the notify config"))
 
     if contract.maintenance is not None:
         mpath = contract.maintenance
