@@ -143,6 +143,12 @@ class FaultSync:
                     return True
         return False
 
+    def _bad_after(self, ev: Evaluator, ep: Episode, t: datetime) -> bool:
+        """Whether the episode's own samples show it in fault after ``t`` (False while they do not reach
+        past ``t``): a question the samples answer the same whenever it is asked."""
+        newest = ev.tracker(ep.device, ep.key).last_ts
+        return newest is not None and newest > t and any(iv.end > t for iv in ep.down)
+
     def _outlasted(self, ev: Evaluator, ep: Episode, now: datetime) -> datetime | None:
         """When a loss or latency episode folded into the device's reachability fault became a fault of its
         own: the end of the last reachability episode it overlapped, if its own samples show it bad after
@@ -160,10 +166,7 @@ class FaultSync:
         if not ends:
             return None
         end = max(ends)
-        newest = ev.tracker(ep.device, ep.key).last_ts
-        if newest is None or newest <= end:
-            return None
-        return end if any(iv.end > end for iv in ep.down) else None
+        return end if self._bad_after(ev, ep, end) else None
 
     def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool) -> Ticket | None:
         """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none)."""
@@ -186,6 +189,14 @@ class FaultSync:
             ticket = self._open(ep, ev)
         elif ep.is_open and ep.reopen_count > ticket.reopen_count:
             ticket = self._reopen(ticket, ep, ev)
+        elif ticket.state is TicketState.CLOSED and not _folded(ticket) and (ep.is_open or allow_ended):
+            # closed by people while the fault went on: what the samples show after the close is a new ticket
+            closed = ticket.closed_at or ticket.last_activity
+            if not self._bad_after(ev, ep, closed):
+                return ticket
+            rule = rule_name(ep.key, self._category(ev, ep.device))
+            ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, closed), episode=ep.id,
+                                   note=f"still {ep.key.condition.value} after {ticket.id} was closed")
         elif ep.is_open and _folded(ticket):
             # it was part of another fault; once that one has ended, what remains is a fault of its own
             since = self._outlasted(ev, ep, now)
