@@ -10,7 +10,7 @@ Asia/Shanghai. What happens (W = inside working hours 08:30-17:30 of a working d
   cpu.util_pct 20 all month, 90 in 10-13 16:30-18:00.
 - rp-core (backbone): down 10-10 (Saturday, a make-up working day) 09:00-09:30 (W) -> T5, level 3,
   accepted 09:50 (late), reported 10:00; down 10-22 (Thu) 20:00-22:30 -> T3, level 2 at 21:00, level 1
-  at 22:00, accepted 20:03, reported 22:20 (late); maintenance window 10-25 (Sun) 01:00-03:00 with up = 0
+  at 22:00, accepted 20:03, reported 22:20 (in time: the promotions cut the report clock to 10-23 00:00); maintenance window 10-25 (Sun) 01:00-03:00 with up = 0
   from 01:00 to 02:00 (no ticket); config_changed on 10-09 14:00 (+3 / -1 lines).
 - rp-mis (mis): no samples from 10-14 (Wed) 12:00 to 16:00 (the last sample at 11:55 vouches for one
   probe interval, to 12:00) -> the agent's gap ticket G, level 3; down 10-31 (Sat) 10:00-11:00 -> T4,
@@ -139,6 +139,13 @@ class Replay:
                                                                    note="reported to the client"))
         assert done is not None
 
+    def solution(self, ticket_id: str) -> None:
+        """The engineers hand their solution over as the ticket's last change: it closes by itself two weeks
+        later (contract.md: no feedback from the client within two weeks of the solution)."""
+        done = self.ops.change(ticket_id, lambda t: machine.solution(t, at=t.last_activity, actor="eng-li",
+                                                                     note="solution handed to the client"))
+        assert done is not None
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -157,6 +164,8 @@ def replay_october(agent: httpx.Client, engineer: httpx.Client, data_dir: Path) 
         ids["T5"] = rp.ticket("rp-core", "2026-10-10 09:00", state="restored")
         rp.accept(ids["T5"], "2026-10-10 09:50")
         rp.report(ids["T5"], "2026-10-10 10:00")
+        rp.solution(ids["T0"])
+        rp.solution(ids["T5"])
         rp.until(at("2026-10-13 16:35"))
         ids["T1"] = rp.ticket("rp-biz", "2026-10-13 16:30", state="open")
         rp.accept(ids["T1"], "2026-10-13 16:34")
@@ -164,7 +173,11 @@ def replay_october(agent: httpx.Client, engineer: httpx.Client, data_dir: Path) 
         rp.until(at("2026-10-17 02:35"))
         ids["T2"] = rp.ticket("rp-biz", "2026-10-17 02:00", state="open")
         rp.accept(ids["T2"], "2026-10-17 02:30")
+        rp.solution(ids["T1"])
+        ids["G"] = rp.ticket(AGENT, "2026-10-14 12:00", state="restored")
+        rp.solution(ids["G"])
         rp.until(at("2026-10-22 20:05"))
+        rp.solution(rp.ticket("rp-biz", "2026-10-17 02:00", state="restored"))
         ids["T3"] = rp.ticket("rp-core", "2026-10-22 20:00", state="open")
         rp.accept(ids["T3"], "2026-10-22 20:03")
         rp.until(at("2026-10-22 22:05"))
@@ -172,8 +185,7 @@ def replay_october(agent: httpx.Client, engineer: httpx.Client, data_dir: Path) 
         rp.report(ids["T3"], "2026-10-22 22:20")
         rp.until(END)
         ids["T4"] = rp.ticket("rp-mis", "2026-10-31 10:00", state="restored")
-        ids["G"] = rp.ticket(AGENT, "2026-10-14 12:00")
-        # the sweep closes T2 (restored 10-17 03:00) once the engine's clock passed 10-31 03:00
+        # the sweep closes T2 (restored 10-17 03:00, its solution then) once the engine's clock passed 10-31 03:00
         rp.ticket("rp-biz", "2026-10-17 02:00", state="closed")
     finally:
         rp.close()

@@ -33,8 +33,12 @@ def as_of(ticket: Ticket, t: datetime) -> Ticket | None:
     events = [e for e in ticket.events if e.at <= t]
     if not events or ticket.opened_at > t:
         return None
-    fields: dict[str, Any] = {"accepted_at": None, "restored_at": None, "reported_at": None, "closed_at": None}
+    fields: dict[str, Any] = {"accepted_at": None, "restored_at": None, "reported_at": None, "closed_at": None,
+                              "solution_at": None, "dispatched_at": None, "onsite_at": None}
+    state, level = ticket.state, ticket.level
     for e in events:
+        state = e.to_state or state
+        level = e.to_level or level
         if e.kind is Action.ACCEPT and fields["accepted_at"] is None:
             fields["accepted_at"] = e.at
         elif e.kind is Action.RESTORE:
@@ -45,9 +49,14 @@ def as_of(ticket: Ticket, t: datetime) -> Ticket | None:
             fields["reported_at"] = e.at
         elif e.kind is Action.CLOSE:
             fields["closed_at"] = e.at
-    last = events[-1]
-    return replace(ticket, level=last.to_level or ticket.level, state=last.to_state or ticket.state,
-                   events=tuple(events), **fields)
+        elif e.kind is Action.SOLUTION:
+            fields["solution_at"] = e.at
+            fields["restored_at"] = fields["restored_at"] or e.at
+        elif e.kind is Action.DISPATCH and fields["dispatched_at"] is None:
+            fields["dispatched_at"] = e.at
+        elif e.kind is Action.ONSITE and fields["onsite_at"] is None:
+            fields["onsite_at"] = e.at
+    return replace(ticket, level=level, state=state, events=tuple(events), **fields)
 
 
 def load(store: TicketStore, start: datetime, end: datetime, as_of_t: datetime) -> list[Ticket]:
@@ -94,7 +103,8 @@ def section(tickets: Sequence[Ticket], start: datetime, end: datetime, as_of_t: 
             calendar: WorkingCalendar, limits: ClockRules) -> dict[str, Any]:
     """The ``tickets`` and ``clocks`` parts of a report document."""
     opened = [t for t in tickets if _in(t.opened_at, start, end)]
-    clocks = {t.id: list(ticket_clocks(t, calendar=calendar, limits=limits, now=as_of_t)) for t in tickets}
+    clocks = {t.id: {c.name.value: c for c in ticket_clocks(t, calendar=calendar, limits=limits, now=as_of_t)}
+              for t in tickets}
     rules: dict[str, Counter[int]] = {}
     for t in opened:
         rules.setdefault(t.rule, Counter())[t.level] += 1
@@ -107,19 +117,20 @@ def section(tickets: Sequence[Ticket], start: datetime, end: datetime, as_of_t: 
         "restored_by_level": _by_level(t for t in tickets if _in(t.restored_at, start, end)),
         "closed_by_level": _by_level(t for t in tickets if _in(t.closed_at, start, end)),
         "by_rule": by_rule,
-        "items": [item(t, clocks[t.id]) for t in opened],
-        "still_open": [item(t, clocks[t.id]) for t in still_open],
+        "items": [item(t, list(clocks[t.id].values())) for t in opened],
+        "still_open": [item(t, list(clocks[t.id].values())) for t in still_open],
     }
     clocks_json: dict[str, Any] = {}
-    for k, name in enumerate(CLOCK_NAMES):
-        states = Counter(clock_state(clocks[t.id][k]) for t in opened)
-        breached = sorted((t for t in opened if clocks[t.id][k].breached),
-                          key=lambda t: -_overrun_s(clocks[t.id][k], as_of_t))
+    for name in CLOCK_NAMES:  # the on-site clock counts the tickets an engineer was dispatched for
+        having = [t for t in opened if name in clocks[t.id]]
+        states = Counter(clock_state(clocks[t.id][name]) for t in having)
+        breached = sorted((t for t in having if clocks[t.id][name].breached),
+                          key=lambda t: -_overrun_s(clocks[t.id][name], as_of_t))
         clocks_json[name] = {
             "met": states.get("met", 0), "breached": states.get("breached", 0), "pending": states.get("pending", 0),
             "worst": [{"id": t.id, "device": t.device, "level": t.level,
-                       "deadline": _iso(clocks[t.id][k].deadline), "met_at": _iso(clocks[t.id][k].met_at),
-                       "overrun_s": round(_overrun_s(clocks[t.id][k], as_of_t), 3)}
+                       "deadline": _iso(clocks[t.id][name].deadline), "met_at": _iso(clocks[t.id][name].met_at),
+                       "overrun_s": round(_overrun_s(clocks[t.id][name], as_of_t), 3)}
                       for t in breached[:WORST_CASES]],
         }
     return {"tickets": tickets_json, "clocks": clocks_json}

@@ -135,6 +135,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "r.clock.response": ("响应", "Response"),
     "r.clock.restoration": ("业务恢复", "Restoration"),
     "r.clock.report": ("故障汇报", "Report"),
+    "r.clock.onsite": ("现场到达", "On site"),
     "r.met": ("达标", "Met"),
     "r.breached": ("超时", "Breached"),
     "r.pending": ("进行中", "Pending"),
