@@ -10,7 +10,8 @@ Asia/Shanghai. What happens (W = inside working hours 08:30-17:30 of a working d
   cpu.util_pct 20 all month, 90 in 10-13 16:30-18:00.
 - rp-core (backbone): down 10-10 (Saturday, a make-up working day) 09:00-09:30 (W) -> T5, level 3,
   accepted 09:50 (late), reported 10:00; down 10-22 (Thu) 20:00-22:30 -> T3, level 2 at 21:00, level 1
-  at 22:00, accepted 20:03, reported 22:20 (in time: the promotions cut the report clock to 10-23 00:00); maintenance window 10-25 (Sun) 01:00-03:00 with up = 0
+  at 22:00, accepted 20:03, reported 22:20 (in time: the promotions cut the report clock to 10-23
+  00:00); maintenance window 10-25 (Sun) 01:00-03:00 with up = 0
   from 01:00 to 02:00 (no ticket); config_changed on 10-09 14:00 (+3 / -1 lines).
 - rp-mis (mis): no samples from 10-14 (Wed) 12:00 to 16:00 (the last sample at 11:55 vouches for one
   probe interval, to 12:00) -> the agent's gap ticket G, level 3; down 10-31 (Sat) 10:00-11:00 -> T4,
