@@ -71,10 +71,20 @@ class TicketOps:
     def open(self, *, device: str, rule: str, at: datetime, episode: str | None, note: str = "",
              affected: Iterable[str] = (), level: int = 3, actor: str = SYSTEM,
              kind: TicketKind = TicketKind.FAULT, summary: str = "") -> Ticket:
-        change = machine.open_ticket(ticket_id=self.store.next_id(at), device=device, rule=rule, level=level,
-                                     at=at, actor=actor, episode=episode, affected=affected, note=note, kind=kind,
-                                     summary=summary)
-        return self._saved(change)
+        names = tuple(affected)  # build may run again (a retried transaction)
+        built: list[Change] = []
+
+        def build(ticket_id: str) -> Ticket:
+            built.append(machine.open_ticket(ticket_id=ticket_id, device=device, rule=rule, level=level, at=at,
+                                             actor=actor, episode=episode, affected=names, note=note,
+                                             kind=kind, summary=summary))
+            return built[-1].ticket
+
+        ticket = self.store.create(at, build)  # the id and the ticket in one transaction
+        n = for_event(ticket, built[-1].event)
+        if n is not None:
+            self.notify([n])
+        return ticket
 
     def save_copy(self, ticket: Ticket) -> None:
         """Store a ticket whose non-event fields (its episode) were changed without an event."""
@@ -92,10 +102,7 @@ class TicketOps:
 
     def by_episode(self, episode: str) -> Ticket | None:
         """The newest ticket standing for ``episode`` (any state)."""
-        with Session(self.store.engine) as s:
-            tid = s.scalars(select(TicketRow.id).where(TicketRow.episode == episode)
-                            .order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(1)).first()
-        return self.store.get(tid) if tid is not None else None
+        return self.store.by_episode(episode)
 
     def by_episodes(self, episodes: Iterable[str]) -> dict[str, Ticket]:
         """The newest ticket of each episode that has one."""
