@@ -28,7 +28,7 @@ name) listing the silent devices as affected; it is restored when every one of t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -167,12 +167,15 @@ class FaultSync:
             return None
         return end if any(iv.end > end for iv in ep.down) else None
 
-    def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool) -> Ticket | None:
-        """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none)."""
+    def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool,
+             known: Mapping[str, Ticket] | None = None) -> Ticket | None:
+        """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none).
+        ``known``: the newest ticket of each episode that has one, read (``TicketOps.by_episodes``) for
+        episodes including ``ep`` since the last ticket write, in place of reading ``ep``'s."""
         if ep.device not in ev.devices:
             return None
         cond = ep.key.condition
-        ticket = self.ops.by_episode(ep.id)
+        ticket = known.get(ep.id) if known is not None else self.ops.by_episode(ep.id)
         if ep.affected_by is not None and cond in REACH:
             return self._sync_affected(ep, ev, ticket, now)
         if cond in QUALITY and self._within_down(ev, ep, now):

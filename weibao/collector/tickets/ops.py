@@ -12,14 +12,11 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from weibao.collector.notify.model import Notification, for_event
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.machine import Change
 from weibao.collector.tickets.model import SYSTEM, Ticket, TicketError, TicketKind, TicketState
-from weibao.collector.tickets.store import ConcurrentUpdate, TicketRow, TicketStore
+from weibao.collector.tickets.store import ConcurrentUpdate, TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +33,7 @@ class TicketOps:
     def __init__(self, store: TicketStore, notify: Notify | None = None) -> None:
         self.store = store
         self._notify = notify
+        self.writes = 0  # ticket writes made through this object: a reader can tell its copies are stale
 
     def notify(self, items: Iterable[Notification]) -> None:
         if self._notify is None:
@@ -47,6 +45,7 @@ class TicketOps:
                 log.exception("could not queue notification %s", n.key)
 
     def _saved(self, change: Change, *, notify: bool = True) -> Ticket:
+        self.writes += 1
         self.store.save(change.ticket)
         n = for_event(change.ticket, change.event) if notify else None
         if n is not None:
@@ -80,6 +79,7 @@ class TicketOps:
                                              kind=kind, summary=summary))
             return built[-1].ticket
 
+        self.writes += 1
         ticket = self.store.create(at, build)  # the id and the ticket in one transaction
         n = for_event(ticket, built[-1].event)
         if n is not None:
@@ -88,6 +88,7 @@ class TicketOps:
 
     def save_copy(self, ticket: Ticket) -> None:
         """Store a ticket whose non-event fields (its episode) were changed without an event."""
+        self.writes += 1
         self.store.save(ticket)
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -106,16 +107,4 @@ class TicketOps:
 
     def by_episodes(self, episodes: Iterable[str]) -> dict[str, Ticket]:
         """The newest ticket of each episode that has one."""
-        wanted = list(dict.fromkeys(episodes))
-        out: dict[str, Ticket] = {}
-        for k in range(0, len(wanted), 500):
-            with Session(self.store.engine) as s:
-                rows = s.execute(select(TicketRow.id, TicketRow.episode).where(
-                    TicketRow.episode.in_(wanted[k:k + 500]))
-                    .order_by(TicketRow.opened_ms, TicketRow.id)).all()
-            newest = {r.episode: r.id for r in rows}
-            for ep, tid in newest.items():
-                t = self.store.get(tid)
-                if t is not None and ep is not None:
-                    out[ep] = t
-        return out
+        return self.store.by_episodes(list(episodes))

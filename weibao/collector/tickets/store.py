@@ -242,6 +242,26 @@ class TicketStore:
                             .order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(1)).first()
             return _load(s, row)
 
+    def by_episodes(self, episodes: Sequence[str]) -> dict[str, Ticket]:
+        """The newest ticket of each of ``episodes`` that has one (as ``by_episode``), read in one session:
+        a query for the tickets and one for their events per 500 episodes."""
+        wanted = list(dict.fromkeys(episodes))
+        out: dict[str, Ticket] = {}
+        with Session(self.engine) as s:
+            for k in range(0, len(wanted), 500):
+                rows = s.scalars(select(TicketRow).where(TicketRow.episode.in_(wanted[k:k + 500]))
+                                 .order_by(TicketRow.opened_ms, TicketRow.id)).all()
+                newest = {r.episode: r for r in rows if r.episode is not None}  # the last one of each wins
+                if not newest:
+                    continue
+                events: dict[str, list[TicketEventRow]] = {r.id: [] for r in newest.values()}
+                for e in s.scalars(select(TicketEventRow).where(TicketEventRow.ticket_id.in_(list(events)))
+                                   .order_by(TicketEventRow.ticket_id, TicketEventRow.seq)):
+                    events[e.ticket_id].append(e)
+                for episode, row in newest.items():
+                    out[episode] = _ticket(row, events[row.id])
+        return out
+
     def find(self, *, state: TicketState | Sequence[TicketState] | None = None, device: str | None = None,
              rule: str | None = None, opened_since: datetime | None = None,
              opened_before: datetime | None = None, not_closed_before: datetime | None = None,
