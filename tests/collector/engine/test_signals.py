@@ -146,6 +146,22 @@ def test_a_restart_keeps_the_danger_count(world: World) -> None:
     assert len(world.tickets()) == 1
 
 
+def test_a_batch_stores_its_danger_timers_at_its_end(world: World) -> None:
+    t0 = at("2026-11-23 08:00")
+
+    def restarted() -> Extras:
+        return Extras(world.ops, CHECKS, RULES.inspection_danger_after, RULES.evaluation.reopen_window)
+
+    with world.extras.batch():
+        world.extras.sample(Sample("biz-1", "cpu.util_pct", 85.0, t0), "switch")
+        world.extras.sample(Sample("biz-2", "cpu.util_pct", 85.0, t0), "switch")
+        world.extras.sample(Sample("biz-2", "cpu.util_pct", 20.0, t0 + timedelta(minutes=1)), "switch")
+        assert restarted()._since == {}  # not stored yet
+    # biz-1's timer was kept, biz-2's started and stopped within the batch: nothing of it is left
+    assert list(restarted()._since) == [("biz-1", "cpu.high", "{}")]
+    assert restarted()._since[("biz-1", "cpu.high", "{}")] == t0
+
+
 def test_resync_after_restart_opens_nothing_twice(world: World) -> None:
     samples = [Sample("core-1", "up", 0.0, at("2026-11-24 09:00") + timedelta(minutes=i)) for i in range(90)]
     for s in samples:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine
 
 from tests.peers import postgres
 from weibao.collector.tickets import machine as m
-from weibao.collector.tickets.model import TicketState
+from weibao.collector.tickets.model import Action, IllegalTransition, Ticket, TicketState
 from weibao.collector.tickets.store import ConcurrentUpdate, TicketStore
 
 CST = timezone(timedelta(hours=8))
@@ -69,6 +69,38 @@ def test_ids_follow_the_local_day(engine: Engine) -> None:
     # 23:50 in Shanghai on the 25th is 15:50 UTC: the id carries the local day
     assert [store.next_id(T0) for _ in range(3)] == ["20261125-0001", "20261125-0002", "20261125-0003"]
     assert store.next_id(T0 + timedelta(minutes=20)) == "20261126-0001"
+
+
+def test_create_takes_the_id_with_the_ticket(engine: Engine) -> None:
+    store = TicketStore(engine)
+    assert store.next_id(T0) == "20261125-0001"
+    t = store.create(T0, lambda tid: m.open_ticket(ticket_id=tid, device="sw-1", rule="down", level=3, at=T0,
+                                                    episode="ep-1").ticket)
+    assert t.id == "20261125-0002" and store.get(t.id) == t
+
+    def refused(tid: str) -> Ticket:
+        raise IllegalTransition(tid, None, Action.OPEN, "refused")
+
+    with pytest.raises(IllegalTransition):
+        store.create(T0, refused)
+    assert store.next_id(T0) == "20261125-0003"  # a refused ticket takes no number
+
+
+def test_tickets_by_episode_one_by_one_and_together(engine: Engine) -> None:
+    store = TicketStore(engine)
+    first = m.open_ticket(ticket_id=store.next_id(T0), device="sw-1", rule="down", level=3, at=T0,
+                          episode="ep-1").ticket
+    later = m.open_ticket(ticket_id=store.next_id(T0), device="sw-1", rule="down", level=3,
+                          at=T0 + timedelta(minutes=5), episode="ep-1").ticket
+    other = m.open_ticket(ticket_id=store.next_id(T0), device="sw-2", rule="down", level=3, at=T0,
+                          episode="ep-2").ticket
+    other = m.accept(other, at=T0 + timedelta(minutes=1), actor="zhang").ticket
+    for t in (first, later, other):
+        store.save(t)
+    assert store.by_episode("ep-1") == later and store.by_episode("ep-2") == other
+    assert store.by_episode("ep-3") is None
+    assert store.by_episodes(["ep-1", "ep-2", "ep-3", "ep-1"]) == {"ep-1": later, "ep-2": other}
+    assert store.by_episodes([]) == {}
 
 
 def test_concurrent_change_is_detected(engine: Engine) -> None:

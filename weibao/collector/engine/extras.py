@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +57,9 @@ class Extras:
             self.checks[c.metric].append(c)
         self.metrics = frozenset({UPS_METRIC, *self.checks})
         self._since: dict[tuple[str, str, str], datetime] = self._load_timers()
+        # timers started (since) or stopped (None) and not stored yet: see ``batch``
+        self._unsaved: dict[tuple[str, str, str], datetime | None] = {}
+        self._batched = 0
         self._ticketed: set[tuple[str, str]] = set()
         ids = {c.id for c in checks}
         for t in ops.store.find(state=list(ACTIVE), limit=100_000):
@@ -71,17 +75,40 @@ class Extras:
 
     def _start_timer(self, key: tuple[str, str, str], since: datetime) -> None:
         self._since[key] = since
-        with self.ops.store.engine.begin() as conn:
-            conn.execute(delete(DangerTimer).where(*self._where(key)))
-            conn.execute(insert(DangerTimer).values(device=key[0], check_id=key[1], labels=key[2],
-                                                    since_ms=to_ms(since)))
+        self._unsaved[key] = since
+        if not self._batched:
+            self._flush()
 
     def _stop_timer(self, key: tuple[str, str, str]) -> datetime | None:
         since = self._since.pop(key, None)
         if since is not None:
-            with self.ops.store.engine.begin() as conn:
-                conn.execute(delete(DangerTimer).where(*self._where(key)))
+            self._unsaved[key] = None
+            if not self._batched:
+                self._flush()
         return since
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Within it, timers started and stopped are stored once, at its end, in one transaction (the
+        engine takes an ingested batch as a whole); outside, each is stored at once."""
+        self._batched += 1
+        try:
+            yield
+        finally:
+            self._batched -= 1
+            if not self._batched:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._unsaved:
+            return
+        changed, self._unsaved = self._unsaved, {}
+        with self.ops.store.engine.begin() as conn:
+            for key, since in changed.items():
+                conn.execute(delete(DangerTimer).where(*self._where(key)))
+                if since is not None:
+                    conn.execute(insert(DangerTimer).values(device=key[0], check_id=key[1], labels=key[2],
+                                                            since_ms=to_ms(since)))
 
     @staticmethod
     def _where(key: tuple[str, str, str]) -> tuple[Any, ...]:
@@ -142,7 +169,7 @@ class Extras:
             log.warning("%s %s: %s", s.device, s.metric, exc)
 
     def _danger(self, check: ThresholdCheck, s: Sample) -> None:
-        labels = json.dumps(dict(s.labels), sort_keys=True, separators=(",", ":"))
+        labels = json.dumps(dict(s.labels), sort_keys=True, separators=(",", ":")) if s.labels else "{}"
         key = (s.device, check.id, labels)
         held = check.level_of(s.value)
         if held is not None and held[0] is not Severity.INFO:

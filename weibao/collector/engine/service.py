@@ -276,16 +276,17 @@ class ContractEngine:
         touched: set[str] = set()
         newest = self._event_max
         faults: list[Sample] = []
-        for w in picked:
-            sample = Sample(w["device"], w["metric"], w["value"], w["ts"], w.get("labels") or {})
-            if newest is None or sample.ts > newest:
-                newest = sample.ts
-            if sample.metric in _FAULT and sample.device not in replayed:
-                faults.append(sample)
-            if sample.metric in extras.metrics:
-                extras.sample(sample, book.kinds.get(sample.device))
-        for e in sorted(batch.events, key=lambda e: e["ts"]):
-            extras.event(e["device"], str(e["kind"]), e["ts"], e.get("data") or {})
+        with extras.batch():
+            for w in picked:
+                sample = Sample(w["device"], w["metric"], w["value"], w["ts"], w.get("labels") or {})
+                if newest is None or sample.ts > newest:
+                    newest = sample.ts
+                if sample.metric in _FAULT and sample.device not in replayed:
+                    faults.append(sample)
+                if sample.metric in extras.metrics:
+                    extras.sample(sample, book.kinds.get(sample.device))
+            for e in sorted(batch.events, key=lambda e: e["ts"]):
+                extras.event(e["device"], str(e["kind"]), e["ts"], e.get("data") or {})
         self._event_max = newest
         self._heard[batch.agent] = time.monotonic()
         self.gate.push(faults, self._evaluator_step(touched), self._seen.get, self._released())
@@ -314,7 +315,7 @@ class ContractEngine:
         for device in touched:
             for tracker in ev.trackers(device):
                 ep = tracker.open_episode(now)
-                if ep is not None and ep.affected_by is None:
+                if ep is not None and ep.affected_by is None and self.sync.promotion_due(ep, ev, now):
                     ticket = self.ops.by_episode(ep.id)
                     if ticket is not None:
                         self.sync.promote(ticket, ep, ev, now)

@@ -28,12 +28,13 @@ name) listing the silent devices as affected; it is restored when every one of t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from weibao.collector.contract import (
     ContractRules,
+    Cumulative,
     Episode,
     Evaluator,
     LevelDecision,
@@ -47,7 +48,7 @@ from weibao.collector.contract.rules import CategoryRules, Condition, TrackKey
 from weibao.collector.engine.setup import DeviceBook
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.machine import later
-from weibao.collector.tickets.model import SYSTEM, IllegalTransition, Ticket, TicketError, TicketState
+from weibao.collector.tickets.model import LEVELS, SYSTEM, IllegalTransition, Ticket, TicketError, TicketState
 from weibao.collector.tickets.ops import ACTIVE, NOT_CLOSED, TicketOps
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ QUALITY = (Condition.LOSS, Condition.LATENCY, Condition.LOSS_OR_LATENCY)
 GAP_RULE = "agent_gap"
 FOLD_NOTE = "same fault as ticket"
 _TICK = timedelta(milliseconds=1)
+_STANDING = 200  # a device's tickets not closed, read at once when an episode has no ticket yet
 
 
 def rule_name(key: TrackKey, category: CategoryRules) -> str:
@@ -168,12 +170,15 @@ class FaultSync:
         end = max(ends)
         return end if self._bad_after(ev, ep, end) else None
 
-    def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool) -> Ticket | None:
-        """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none)."""
+    def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool,
+             known: Mapping[str, Ticket] | None = None) -> Ticket | None:
+        """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none).
+        ``known``: the newest ticket of each episode that has one, read (``TicketOps.by_episodes``) for
+        episodes including ``ep`` since the last ticket write, in place of reading ``ep``'s."""
         if ep.device not in ev.devices:
             return None
         cond = ep.key.condition
-        ticket = self.ops.by_episode(ep.id)
+        ticket = known.get(ep.id) if known is not None else self.ops.by_episode(ep.id)
         if ep.affected_by is not None and cond in REACH:
             return self._sync_affected(ep, ev, ticket, now)
         if cond in QUALITY and self._within_down(ev, ep, now):
@@ -181,12 +186,16 @@ class FaultSync:
             if ticket is not None and ticket.state in ACTIVE and down is not None:
                 self._fold(ticket, down, ep.start)
             return down
+        # the device's tickets that are not closed, read once for _adopt and _open (nothing is written
+        # between them)
+        standing: list[Ticket] | None = None
         if ticket is None and ep.is_open:
-            ticket = self._adopt(ep, ev)
+            standing = self._standing(ep.device)
+            ticket = self._adopt(ep, ev, standing)
         if ticket is None:
             if not ep.is_open and not allow_ended:
                 return None
-            ticket = self._open(ep, ev)
+            ticket = self._open(ep, ev, standing if standing is not None else self._standing(ep.device))
         elif ep.is_open and ep.reopen_count > ticket.reopen_count:
             ticket = self._reopen(ticket, ep, ev)
         elif ticket.state is TicketState.CLOSED and not _folded(ticket) and (ep.is_open or allow_ended):
@@ -288,14 +297,18 @@ class FaultSync:
             if not episodes:
                 del self._owners[(device, key)]
 
-    def _adopt(self, ep: Episode, ev: Evaluator) -> Ticket | None:
+    def _standing(self, device: str) -> list[Ticket]:
+        """The device's tickets that are not closed, newest first."""
+        return self.ops.store.find(state=list(NOT_CLOSED), device=device, limit=_STANDING)
+
+    def _adopt(self, ep: Episode, ev: Evaluator, standing: list[Ticket]) -> Ticket | None:
         """The device's ticket of the same rule that this open episode continues, under another episode id
         (a replay from 5-minute rollups rounds the start): the active one, or one restored by hand
-        within the re-open window of the episode's start."""
+        within the re-open window of the episode's start (``standing``: the device's tickets not closed)."""
         rule = rule_name(ep.key, self._category(ev, ep.device))
-        ticket = self.ops.active(ep.device, [rule])
+        ticket = _newest(standing, rule, ACTIVE)
         if ticket is None:
-            ticket = self.ops.active(ep.device, [rule], states=(TicketState.RESTORED,))
+            ticket = _newest(standing, rule, (TicketState.RESTORED,))
             if ticket is None or abs(ticket.opened_at - ep.start) > self.window:
                 return None
         adopted = _with_episode(ticket, ep.id)
@@ -303,9 +316,9 @@ class FaultSync:
         log.info("%s continues as episode %s", ticket.id, ep.id)
         return adopted
 
-    def _open(self, ep: Episode, ev: Evaluator) -> Ticket:
+    def _open(self, ep: Episode, ev: Evaluator, standing: list[Ticket]) -> Ticket:
         rule = rule_name(ep.key, self._category(ev, ep.device))
-        prior = self.ops.active(ep.device, [rule], states=(TicketState.RESTORED,))
+        prior = _newest(standing, rule, (TicketState.RESTORED,))
         if prior is not None and machine.reopen_due(prior, ep.start, window=self.window):
             reopened = self._reopen(prior, ep, ev)
             self.ops.save_copy(_with_episode(reopened, ep.id))
@@ -313,8 +326,8 @@ class FaultSync:
         note = f"{ep.key.condition.value} since {ep.start.isoformat()}"
         ticket = self.ops.open(device=ep.device, rule=rule, at=ep.start, episode=ep.id, note=note)
         if ep.key.condition in REACH:
-            for other in self.ops.store.find(state=list(ACTIVE), device=ep.device, limit=20):
-                if quality_rule(other.rule):
+            for other in standing:
+                if other.state in ACTIVE and quality_rule(other.rule):
                     self._fold(other, ticket, ep.start)
         return ticket
 
@@ -348,15 +361,9 @@ class FaultSync:
         """
         if ticket.state is TicketState.CLOSED or ticket.level == 1:
             return ticket
-        tracker = ev.tracker(ep.device, ep.key)
-        # as of the device's own newest sample: what comes after it is not known yet
-        newest = tracker.last_ts
-        now = min(now, newest) if newest is not None else now
-        cumulative = tracker.cumulative(now)
-        category = self._category(ev, ep.device)
+        decision, cumulative, category, now = self._decision(ep, ev, now)
         steps: list[LevelDecision] = []
         single = self.rules.evaluation.working_single
-        decision = level_of(ep, cumulative, category, self.calendar, now, working_single=single)
         while decision.rule is not None and decision.level < ticket.level:
             steps.insert(0, decision)
             if decision.since is None or decision.level == 2:
@@ -368,6 +375,25 @@ class FaultSync:
         for step in steps:
             ticket = self._promote_to(ticket, step, now)
         return ticket
+
+    def promotion_due(self, ep: Episode, ev: Evaluator, now: datetime) -> bool:
+        """Whether ``promote`` could raise any ticket of ``ep`` as of ``now``, decided in memory: when a row
+        above level 3 does not hold, ``promote`` leaves every ticket as it is (no ticket needs reading)."""
+        decision = self._decision(ep, ev, now)[0]
+        return decision.rule is not None and decision.level < max(LEVELS)
+
+    def _decision(self, ep: Episode, ev: Evaluator,
+                  now: datetime) -> tuple[LevelDecision, Cumulative, CategoryRules, datetime]:
+        """``level_of`` the episode as of the device's own newest sample (what comes after it is not known
+        yet), with what it was computed from."""
+        tracker = ev.tracker(ep.device, ep.key)
+        newest = tracker.last_ts
+        now = min(now, newest) if newest is not None else now
+        cumulative = tracker.cumulative(now)
+        category = self._category(ev, ep.device)
+        decision = level_of(ep, cumulative, category, self.calendar, now,
+                            working_single=self.rules.evaluation.working_single)
+        return decision, cumulative, category, now
 
     def _promote_to(self, ticket: Ticket, decision: LevelDecision, now: datetime) -> Ticket:
         row = decision.rule
@@ -443,6 +469,11 @@ class FaultSync:
         ticket = self.ops.active(agent, [GAP_RULE])
         if ticket is not None:
             self.ops.change(ticket.id, lambda t: machine.restore(t, at=later(t, at), note="data flows again"))
+
+
+def _newest(tickets: list[Ticket], rule: str, states: tuple[TicketState, ...]) -> Ticket | None:
+    """The first (newest) of ``tickets`` for ``rule`` in ``states``, as ``TicketOps.active`` finds it."""
+    return next((t for t in tickets if t.rule == rule and t.state in states), None)
 
 
 def _wall() -> datetime:

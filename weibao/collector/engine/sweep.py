@@ -23,7 +23,7 @@ from weibao.collector.engine.setup import DeviceBook
 from weibao.collector.engine.signals import GAP_RULE, FaultSync
 from weibao.collector.notify.model import clock_alerts
 from weibao.collector.tickets import machine
-from weibao.collector.tickets.model import TicketError, TicketState
+from weibao.collector.tickets.model import Ticket, TicketError, TicketState
 from weibao.collector.tickets.ops import NOT_CLOSED, TicketOps
 from weibao.collector.tickets.views import ticket_clocks
 
@@ -70,9 +70,17 @@ class Sweeper:
                 self.sync.close_gap(t.device, now)
 
     def _episodes(self, ev: Evaluator, now: datetime) -> None:
-        for ep in ev.open_episodes(now):
+        """Sync every open episode. Their tickets are read together (one query for many episodes), and
+        read again, for the episodes still to come, after any ticket was written meanwhile."""
+        episodes = ev.open_episodes(now)
+        known: dict[str, Ticket] = {}
+        read_at = -1
+        for n, ep in enumerate(episodes):
+            if read_at != self.ops.writes:
+                read_at = self.ops.writes
+                known = self.ops.by_episodes(e.id for e in episodes[n:])
             try:
-                self.sync.sync(ep, ev, now, allow_ended=False)
+                self.sync.sync(ep, ev, now, allow_ended=False, known=known)
             except TicketError as exc:
                 log.warning("episode %s: %s", ep.id, exc)
 

@@ -12,14 +12,11 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from weibao.collector.notify.model import Notification, for_event
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.machine import Change
 from weibao.collector.tickets.model import SYSTEM, Ticket, TicketError, TicketKind, TicketState
-from weibao.collector.tickets.store import ConcurrentUpdate, TicketRow, TicketStore
+from weibao.collector.tickets.store import ConcurrentUpdate, TicketStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +33,7 @@ class TicketOps:
     def __init__(self, store: TicketStore, notify: Notify | None = None) -> None:
         self.store = store
         self._notify = notify
+        self.writes = 0  # ticket writes made through this object: a reader can tell its copies are stale
 
     def notify(self, items: Iterable[Notification]) -> None:
         if self._notify is None:
@@ -47,6 +45,7 @@ class TicketOps:
                 log.exception("could not queue notification %s", n.key)
 
     def _saved(self, change: Change, *, notify: bool = True) -> Ticket:
+        self.writes += 1
         self.store.save(change.ticket)
         n = for_event(change.ticket, change.event) if notify else None
         if n is not None:
@@ -71,13 +70,25 @@ class TicketOps:
     def open(self, *, device: str, rule: str, at: datetime, episode: str | None, note: str = "",
              affected: Iterable[str] = (), level: int = 3, actor: str = SYSTEM,
              kind: TicketKind = TicketKind.FAULT, summary: str = "") -> Ticket:
-        change = machine.open_ticket(ticket_id=self.store.next_id(at), device=device, rule=rule, level=level,
-                                     at=at, actor=actor, episode=episode, affected=affected, note=note, kind=kind,
-                                     summary=summary)
-        return self._saved(change)
+        names = tuple(affected)  # build may run again (a retried transaction)
+        built: list[Change] = []
+
+        def build(ticket_id: str) -> Ticket:
+            built.append(machine.open_ticket(ticket_id=ticket_id, device=device, rule=rule, level=level, at=at,
+                                             actor=actor, episode=episode, affected=names, note=note,
+                                             kind=kind, summary=summary))
+            return built[-1].ticket
+
+        self.writes += 1
+        ticket = self.store.create(at, build)  # the id and the ticket in one transaction
+        n = for_event(ticket, built[-1].event)
+        if n is not None:
+            self.notify([n])
+        return ticket
 
     def save_copy(self, ticket: Ticket) -> None:
         """Store a ticket whose non-event fields (its episode) were changed without an event."""
+        self.writes += 1
         self.store.save(ticket)
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -92,23 +103,8 @@ class TicketOps:
 
     def by_episode(self, episode: str) -> Ticket | None:
         """The newest ticket standing for ``episode`` (any state)."""
-        with Session(self.store.engine) as s:
-            tid = s.scalars(select(TicketRow.id).where(TicketRow.episode == episode)
-                            .order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(1)).first()
-        return self.store.get(tid) if tid is not None else None
+        return self.store.by_episode(episode)
 
     def by_episodes(self, episodes: Iterable[str]) -> dict[str, Ticket]:
         """The newest ticket of each episode that has one."""
-        wanted = list(dict.fromkeys(episodes))
-        out: dict[str, Ticket] = {}
-        for k in range(0, len(wanted), 500):
-            with Session(self.store.engine) as s:
-                rows = s.execute(select(TicketRow.id, TicketRow.episode).where(
-                    TicketRow.episode.in_(wanted[k:k + 500]))
-                    .order_by(TicketRow.opened_ms, TicketRow.id)).all()
-            newest = {r.episode: r.id for r in rows}
-            for ep, tid in newest.items():
-                t = self.store.get(tid)
-                if t is not None and ep is not None:
-                    out[ep] = t
-        return out
+        return self.store.by_episodes(list(episodes))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,18 +166,26 @@ class TicketStore:
     # -- ids ---------------------------------------------------------------------------------------------
     def next_id(self, at: datetime) -> str:
         """A new ticket id, ``YYYYMMDD-NNNN`` by the local (Asia/Shanghai) day of ``at``."""
-        day = at.astimezone(SHANGHAI).strftime("%Y%m%d")
+        day = _day(at)
         for _ in range(3):
             try:
                 with Session(self.engine) as s, s.begin():
-                    row = s.execute(select(TicketCounterRow).where(TicketCounterRow.day == day)
-                                    .with_for_update()).scalar_one_or_none()
-                    if row is None:
-                        row = TicketCounterRow(day=day, last=0)
-                        s.add(row)
-                    row.last += 1
-                    n = row.last
+                    n = _allocate(s, day)
                 return f"{day}-{n:04d}"
+            except IntegrityError:  # two writers created the day's counter at once; the loser retries
+                continue
+        raise TicketError(f"could not allocate a ticket id for {day}")
+
+    def create(self, at: datetime, build: Callable[[str], Ticket]) -> Ticket:
+        """A new ticket: a new id (as ``next_id``) given to ``build``, and the ticket it returns stored, in
+        one transaction (the id is taken only if the ticket is stored)."""
+        day = _day(at)
+        for _ in range(3):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    ticket = build(f"{day}-{_allocate(s, day):04d}")
+                    self._write(s, ticket)
+                return ticket
             except IntegrityError:  # two writers created the day's counter at once; the loser retries
                 continue
         raise TicketError(f"could not allocate a ticket id for {day}")
@@ -187,47 +195,72 @@ class TicketStore:
         """Store the ticket and whichever of its events are not stored yet (in one transaction)."""
         try:
             with Session(self.engine) as s, s.begin():
-                row = s.get(TicketRow, ticket.id, with_for_update=True)
-                stored = 0 if row is None else row.version
-                if stored > len(ticket.events):
-                    raise ConcurrentUpdate(f"ticket {ticket.id} has {stored} stored changes, this copy "
-                                           f"{len(ticket.events)}: read it again")
-                if stored and not _same(s.get(TicketEventRow, (ticket.id, stored - 1)),
-                                        ticket.events[stored - 1]):
-                    raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again")
-                values: dict[str, Any] = dict(
-                    device=ticket.device, rule=ticket.rule, level=ticket.level, state=ticket.state.value,
-                    opened_ms=to_ms(ticket.opened_at), accepted_ms=_opt_ms(ticket.accepted_at),
-                    restored_ms=_opt_ms(ticket.restored_at), reported_ms=_opt_ms(ticket.reported_at),
-                    closed_ms=_opt_ms(ticket.closed_at), affected=json.dumps(list(ticket.affected)),
-                    episode=ticket.episode, version=len(ticket.events), kind=ticket.kind.value,
-                    summary=ticket.summary, solution_ms=_opt_ms(ticket.solution_at),
-                    dispatched_ms=_opt_ms(ticket.dispatched_at), onsite_ms=_opt_ms(ticket.onsite_at))
-                if row is None:
-                    s.add(TicketRow(id=ticket.id, **values))
-                    s.flush()
-                else:
-                    for key, value in values.items():
-                        setattr(row, key, value)
-                for e in ticket.events[stored:]:
-                    s.add(TicketEventRow(ticket_id=e.ticket_id, seq=e.seq, at_ms=to_ms(e.at), actor=e.actor,
-                                         kind=e.kind.value, note=e.note,
-                                         from_state=e.from_state.value if e.from_state else None,
-                                         to_state=e.to_state.value if e.to_state else None,
-                                         from_level=e.from_level, to_level=e.to_level,
-                                         devices=json.dumps(list(e.devices)),
-                                         recorded_ms=_opt_ms(e.recorded_at)))
+                self._write(s, ticket)
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again") from exc
 
+    def _write(self, s: Session, ticket: Ticket) -> None:
+        row = s.get(TicketRow, ticket.id, with_for_update=True)
+        stored = 0 if row is None else row.version
+        if stored > len(ticket.events):
+            raise ConcurrentUpdate(f"ticket {ticket.id} has {stored} stored changes, this copy "
+                                   f"{len(ticket.events)}: read it again")
+        if stored and not _same(s.get(TicketEventRow, (ticket.id, stored - 1)),
+                                ticket.events[stored - 1]):
+            raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again")
+        values: dict[str, Any] = dict(
+            device=ticket.device, rule=ticket.rule, level=ticket.level, state=ticket.state.value,
+            opened_ms=to_ms(ticket.opened_at), accepted_ms=_opt_ms(ticket.accepted_at),
+            restored_ms=_opt_ms(ticket.restored_at), reported_ms=_opt_ms(ticket.reported_at),
+            closed_ms=_opt_ms(ticket.closed_at), affected=json.dumps(list(ticket.affected)),
+            episode=ticket.episode, version=len(ticket.events), kind=ticket.kind.value,
+            summary=ticket.summary, solution_ms=_opt_ms(ticket.solution_at),
+            dispatched_ms=_opt_ms(ticket.dispatched_at), onsite_ms=_opt_ms(ticket.onsite_at))
+        if row is None:
+            s.add(TicketRow(id=ticket.id, **values))
+            s.flush()
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+        for e in ticket.events[stored:]:
+            s.add(TicketEventRow(ticket_id=e.ticket_id, seq=e.seq, at_ms=to_ms(e.at), actor=e.actor,
+                                 kind=e.kind.value, note=e.note,
+                                 from_state=e.from_state.value if e.from_state else None,
+                                 to_state=e.to_state.value if e.to_state else None,
+                                 from_level=e.from_level, to_level=e.to_level,
+                                 devices=json.dumps(list(e.devices)),
+                                 recorded_ms=_opt_ms(e.recorded_at)))
+
     def get(self, ticket_id: str) -> Ticket | None:
         with Session(self.engine) as s:
-            row = s.get(TicketRow, ticket_id)
-            if row is None:
-                return None
-            events = s.scalars(select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id)
-                               .order_by(TicketEventRow.seq)).all()
-            return _ticket(row, events)
+            return _load(s, s.get(TicketRow, ticket_id))
+
+    def by_episode(self, episode: str) -> Ticket | None:
+        """The newest ticket standing for ``episode`` (any state), read in one session."""
+        with Session(self.engine) as s:
+            row = s.scalars(select(TicketRow).where(TicketRow.episode == episode)
+                            .order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(1)).first()
+            return _load(s, row)
+
+    def by_episodes(self, episodes: Sequence[str]) -> dict[str, Ticket]:
+        """The newest ticket of each of ``episodes`` that has one (as ``by_episode``), read in one session:
+        a query for the tickets and one for their events per 500 episodes."""
+        wanted = list(dict.fromkeys(episodes))
+        out: dict[str, Ticket] = {}
+        with Session(self.engine) as s:
+            for k in range(0, len(wanted), 500):
+                rows = s.scalars(select(TicketRow).where(TicketRow.episode.in_(wanted[k:k + 500]))
+                                 .order_by(TicketRow.opened_ms, TicketRow.id)).all()
+                newest = {r.episode: r for r in rows if r.episode is not None}  # the last one of each wins
+                if not newest:
+                    continue
+                events: dict[str, list[TicketEventRow]] = {r.id: [] for r in newest.values()}
+                for e in s.scalars(select(TicketEventRow).where(TicketEventRow.ticket_id.in_(list(events)))
+                                   .order_by(TicketEventRow.ticket_id, TicketEventRow.seq)):
+                    events[e.ticket_id].append(e)
+                for episode, row in newest.items():
+                    out[episode] = _ticket(row, events[row.id])
+        return out
 
     def find(self, *, state: TicketState | Sequence[TicketState] | None = None, device: str | None = None,
              rule: str | None = None, opened_since: datetime | None = None,
@@ -308,3 +341,27 @@ class TicketStore:
 
     def in_maintenance(self, device: str, at: datetime) -> bool:
         return bool(self.windows(device=device, start=at, end=at + _MS))
+
+
+def _day(at: datetime) -> str:
+    return at.astimezone(SHANGHAI).strftime("%Y%m%d")
+
+
+def _allocate(s: Session, day: str) -> int:
+    """The day's next ticket number, taken in ``s``'s transaction."""
+    row = s.execute(select(TicketCounterRow).where(TicketCounterRow.day == day)
+                    .with_for_update()).scalar_one_or_none()
+    if row is None:
+        row = TicketCounterRow(day=day, last=0)
+        s.add(row)
+    row.last += 1
+    return row.last
+
+
+def _load(s: Session, row: TicketRow | None) -> Ticket | None:
+    """The ticket of ``row`` with its events, read in ``s``."""
+    if row is None:
+        return None
+    events = s.scalars(select(TicketEventRow).where(TicketEventRow.ticket_id == row.id)
+                       .order_by(TicketEventRow.seq)).all()
+    return _ticket(row, events)
