@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "agent", help="run the agent daemon: poll on schedule, spool, ship to the collector, receive traps")
     p.add_argument("--inventory", "-i", type=Path, help="inventory YAML file")
-    p.add_argument("--collector", help="the collector's base URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--collector", help="the collector's base URL, e.g. http://127.0.0.1:8080; several replicas: "
+                   "URLs separated by commas, tried in order (the agent fails over to the next)")
     p.add_argument("--token-file", type=Path, help="file holding the collector token (mode 0600)")
     p.add_argument("--data", type=Path, default=Path("weibao-data"), help="data directory (spool, state)")
     p.add_argument("--name", default=None, help="this agent's name in every batch (default: the host name)")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from weibao.collector import console
 from weibao.collector.config import CollectorConfig
 from weibao.collector.engine.wiring import ContractServices, build_contract
+from weibao.collector.ha.runtime import HaRuntime, writer
 from weibao.collector.http import deps
 from weibao.collector.http.context import Context
 from weibao.collector.http.routers import ROUTERS
@@ -31,6 +32,9 @@ def _pruner(ctx: Context, stop: threading.Event) -> None:
     wait = min(r.prune_interval_s, 60.0)
     while not stop.wait(wait):
         wait = r.prune_interval_s
+        ha = ctx.contract.ha
+        if ha is not None and not ha.leading:  # of several replicas, the leader prunes
+            continue
         try:
             done = ctx.ingestor.prune(raw_days=r.raw_days, batch_days=r.raw_days,
                                       rollup_days={300: r.rollup_300_days, 3600: r.rollup_3600_days})
@@ -61,7 +65,10 @@ def create_app(config: CollectorConfig) -> FastAPI:
     contract = build_contract(config, engine, store)  # rule files are checked here, before serving
     ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract)
     retention = FileLock(run / "retention.lock")
-    if contract.engine is not None:
+    if config.ha_enabled:
+        contract.ha = HaRuntime(config, engine, store, contract)
+        ingestor.feed = writer(contract)
+    elif contract.engine is not None:
         ingestor.subscribe(contract.engine.submit)
 
     @asynccontextmanager

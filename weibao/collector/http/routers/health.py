@@ -21,10 +21,19 @@ async def healthz(ctx: Ctx) -> Response:
         await run_in_threadpool(ping)
     except Exception as exc:  # any failure of the store means "not healthy", with its type named
         return json_response({"status": "error", "state_store": type(exc).__name__}, 503)
-    return json_response({"status": "ok", "schema": ctx.schema, "tsdb": ctx.store.name})
+    body: dict[str, object] = {"status": "ok", "schema": ctx.schema, "tsdb": ctx.store.name}
+    ha = ctx.contract.ha
+    if ha is not None:
+        body["replica"] = ha.replica
+        body["leader"] = ha.leading
+        body["leader_replica"] = (await run_in_threadpool(ha.leader))["holder"]
+    return json_response(body)
 
 
 @router.get("/metrics")
 async def metrics(ctx: Ctx) -> Response:
-    text = ctx.metrics.render() + "\n".join(ctx.contract.calendar_watch.metrics()) + "\n"
+    lines = ctx.contract.calendar_watch.metrics()
+    if ctx.contract.ha is not None:
+        lines = [*lines, *ctx.contract.ha.metrics()]
+    text = ctx.metrics.render() + "\n".join(lines) + "\n"
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
