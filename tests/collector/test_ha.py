@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -51,9 +52,9 @@ TAKEOVER_S = 15.0  # the bound asserted on: kill -> the other replica leads
 TICKET_S = 30.0  # kill -> the ticket of the fault that began after it
 
 
-def registration(agent: str) -> dict[str, Any]:
+def registration(agent: str, device: str | None = None) -> dict[str, Any]:
     return {"site": "lab", "agent": agent, "devices": [
-        {"name": AGENTS[agent], "address": "127.0.0.1", "kind": "server", "category": "mis",
+        {"name": device or AGENTS[agent], "address": "127.0.0.1", "kind": "server", "category": "mis",
          "icmp": {"count": 3}, "schedule": {"icmp_s": 60}}]}
 
 
@@ -271,9 +272,7 @@ def test_an_agent_fails_over_when_the_first_collector_is_down(tmp_path: Path, pg
     (tmp_path / "c").mkdir()
     with run_collector(tmp_path / "c", replica_config(pg, vm, "c")) as c:
         tok = c.token("site-ha-3")
-        r = httpx.put(f"{c.url}/api/v1/inventory", json={**registration("site-ha-1"), "agent": "site-ha-3",
-                                                        "devices": [{**registration("site-ha-1")["devices"][0],
-                                                                     "name": "mis-ha-3"}]},
+        r = httpx.put(f"{c.url}/api/v1/inventory", json=registration("site-ha-3", "mis-ha-3"),
                       headers={"Authorization": f"Bearer {tok}"}, timeout=10)
         assert r.status_code == 200, r.text
         dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -338,3 +337,39 @@ def test_the_feed_keeps_commit_order(pg: postgres.Postgres, tmp_path: Path) -> N
         assert ids[str(first.batch_id)] < ids[str(second.batch_id)]
     finally:
         engine.dispose()
+
+
+def _pg_ctl(pg: postgres.Postgres, *args: str) -> None:
+    subprocess.run(postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(pg.datadir), *args]),
+                   check=True, capture_output=True, timeout=60)
+
+
+def test_without_postgresql_a_replica_steps_down_and_refuses_batches(
+        tmp_path: Path, pg: postgres.Postgres, vm: victoria.Victoria) -> None:
+    """Runs last in this module: it stops the module's PostgreSQL and starts it again."""
+    (tmp_path / "e").mkdir()
+    with run_collector(tmp_path / "e", replica_config(pg, vm, "e")) as e:
+        wait_for(lambda: health(e).get("leader") is True, 15, "replica e leads")
+        tok = e.token("site-ha-5")
+        r = httpx.put(f"{e.url}/api/v1/inventory", json=registration("site-ha-5", "mis-ha-5"),
+                      headers={"Authorization": f"Bearer {tok}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        one = chunks("site-ha-5", [{"device": "mis-ha-5", "metric": "up", "value": 1.0, "labels": {},
+                                    "ts": datetime.now(CST).replace(microsecond=0).isoformat()}])[0]
+        _pg_ctl(pg, "-m", "immediate", "-w", "stop")
+        lost = time.monotonic()
+        try:
+            stepped = wait_for(lambda: health(e).get("leader") is False, 10, "replica e steps down")
+            assert health(e)["status"] == "error"
+            r = httpx.post(f"{e.url}/api/v1/ingest", json=one, headers={"Authorization": f"Bearer {tok}"},
+                           timeout=10)
+            assert r.status_code == 503, r.text  # the agent keeps the batch in its spool
+        finally:
+            sockdir = pg.datadir.parent / "sock"
+            _pg_ctl(pg, "-o", f"-p {pg.port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "-l", str(pg.datadir.parent / "pg.log"), "-w", "-t", "60", "start")
+        back = wait_for(lambda: health(e).get("leader") is True, 20, "replica e leads again")
+        r = httpx.post(f"{e.url}/api/v1/ingest", json=one, headers={"Authorization": f"Bearer {tok}"}, timeout=10)
+        assert r.status_code == 200 and r.json()["duplicate"] is False, r.text
+        print(f"\nPostgreSQL lost: replica e stepped down within {stepped:.2f} s; leads again {back:.2f} s "
+              f"after PostgreSQL is back ({time.monotonic() - lost:.1f} s in all)")

@@ -8,6 +8,10 @@ same connection at the same pace (``pg_locks``: granted, to this backend). It st
 * when it could not confirm its hold for ``step_down_after_s`` (PostgreSQL slow or unreachable);
 * when the leader row names a later term than its own (another replica leads: fencing).
 
+Every query of the elector waits at most ``check_interval_s`` (at least 1 s): a PostgreSQL that hangs (as
+opposed to one that refuses) must not hold the elector in a read for ever. A connection given up that way
+is closed as soon as its query returns, so a session whose server was only paused does not keep the lock.
+
 The server ends the session of a leader whose host vanished through TCP keepalives set on this connection
 (``tcp_keepalives_idle`` = step_down_after_s + 1 s, then 3 probes 1 s apart): the old leader has stepped
 down before another replica can take the lock. A leader process killed outright closes its socket and the
@@ -21,6 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
@@ -100,6 +105,13 @@ class Elector:
             self._conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
 
+    def _connection_or_none(self) -> Connection | None:
+        try:
+            return self._connection()
+        except Exception:  # PostgreSQL away
+            self._drop()
+            return None
+
     def _drop(self) -> None:
         if self._conn is not None:
             try:
@@ -108,10 +120,36 @@ class Elector:
                 log.debug("closing the election connection failed", exc_info=True)
             self._conn = None
 
+    def _query(self, conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+        """``sql``'s one value, waiting at most the query timeout (TimeoutError: the connection is given up)."""
+        box: dict[str, Any] = {}
+        done, abandoned = threading.Event(), threading.Event()
+
+        def work() -> None:
+            try:
+                box["value"] = conn.execute(text(sql), params).scalar_one()
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+            finally:
+                done.set()
+                if abandoned.is_set():
+                    _close(conn)
+
+        threading.Thread(target=work, name="weibao-elector-query", daemon=True).start()
+        if not done.wait(max(1.0, self.cfg.check_interval_s)):
+            abandoned.set()
+            if done.is_set():
+                _close(conn)
+            self._conn = None
+            raise TimeoutError(f"PostgreSQL did not answer within {max(1.0, self.cfg.check_interval_s):g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def _campaign(self) -> None:
         try:
             conn = self._connection()
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK}).scalar_one())
+            got = bool(self._query(conn, "SELECT pg_try_advisory_lock(:k)", {"k": LEADER_LOCK}))
         except Exception as exc:
             self._drop()
             log.debug("leader election: PostgreSQL unavailable (%s)", exc)
@@ -139,16 +177,35 @@ class Elector:
     # -- leader --------------------------------------------------------------------------------------------
     def _confirm(self) -> None:
         conn = self._conn
-        if conn is None or conn.closed or conn.invalidated:
+        if conn is None:  # given up after a timeout: a new session cannot hold this term's lock
+            if time.monotonic() - self.confirmed > self.cfg.step_down_after_s:
+                self._step_down(f"PostgreSQL has not answered for {self.cfg.step_down_after_s:g} s")
+                return
+            conn = self._connection_or_none()
+            if conn is None:
+                return
+            got = False
+            try:
+                got = bool(self._query(conn, "SELECT pg_try_advisory_lock(:k)", {"k": LEADER_LOCK}))
+            except Exception:  # still unavailable: try again at the next check
+                return
+            if not got:
+                self._step_down("the lock was taken by another session after PostgreSQL stalled")
+                return
+        if conn.closed or conn.invalidated:
             self._step_down("the election connection is gone")
             return
         try:
-            held = bool(conn.execute(text(
+            held = bool(self._query(conn, (
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-                "AND classid = 0 AND objid = :k AND objsubid = 1 AND granted"), {"k": LEADER_LOCK}).scalar_one())
-            term = conn.execute(text("SELECT term FROM engine_leader WHERE id = 1")).scalar_one()
+                "AND classid = 0 AND objid = :k AND objsubid = 1 AND granted"), {"k": LEADER_LOCK}))
+            term = self._query(conn, "SELECT term FROM engine_leader WHERE id = 1", {})
         except Exception as exc:
-            if conn.invalidated:
+            if self._conn is None and time.monotonic() - self.confirmed > self.cfg.step_down_after_s:
+                self._step_down(f"PostgreSQL has not answered for {self.cfg.step_down_after_s:g} s")
+            elif self._conn is None:
+                log.warning("leader: PostgreSQL did not answer in time (%s); retrying", exc)
+            elif conn.invalidated:
                 self._step_down(f"the election connection was lost ({type(exc).__name__})")
             elif time.monotonic() - self.confirmed > self.cfg.step_down_after_s:
                 self._step_down(f"the hold could not be confirmed for {self.cfg.step_down_after_s:g} s")
@@ -170,3 +227,10 @@ class Elector:
             self._on_deposed()
         finally:
             self._drop()  # releases the lock if the session is still there
+
+
+def _close(conn: Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # a broken connection may fail to close; it is gone either way
+        log.debug("closing an abandoned election connection failed", exc_info=True)

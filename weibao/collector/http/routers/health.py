@@ -17,17 +17,15 @@ async def healthz(ctx: Ctx) -> Response:
         with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
+    ha = ctx.contract.ha
+    replica: dict[str, object] = {} if ha is None else {"replica": ha.replica, "leader": ha.leading}
     try:
         await run_in_threadpool(ping)
     except Exception as exc:  # any failure of the store means "not healthy", with its type named
-        return json_response({"status": "error", "state_store": type(exc).__name__}, 503)
-    body: dict[str, object] = {"status": "ok", "schema": ctx.schema, "tsdb": ctx.store.name}
-    ha = ctx.contract.ha
-    if ha is not None:
-        body["replica"] = ha.replica
-        body["leader"] = ha.leading
-        body["leader_replica"] = (await run_in_threadpool(ha.leader))["holder"]
-    return json_response(body)
+        return json_response({"status": "error", "state_store": type(exc).__name__, **replica}, 503)
+    if ha is not None:  # which replica runs the contract engine, as the leader row says
+        replica["leader_replica"] = (await run_in_threadpool(ha.leader))["holder"]
+    return json_response({"status": "ok", "schema": ctx.schema, "tsdb": ctx.store.name, **replica})
 
 
 @router.get("/metrics")
