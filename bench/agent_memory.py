@@ -11,12 +11,20 @@ collector's VmRSS (now) and VmHWM (peak) are read from /proc (the collector with
 processes). Then Debian's prometheus-snmp-exporter scrapes the same N devices for the same data
 ``rounds`` times (curl, 32 in flight) and its memory is read the same way. The agent also does ICMP,
 spooling and shipping, which the exporter does not: the comparison is of what each costs to run.
+
+Before anything is printed, the work is checked on both sides. weibao: every job ran ``rounds`` times
+within ``max-s``, and the collector stored, for every device, ``rounds`` readings of ``sys.uptime_s`` and
+of ``icmp.rtt_ms`` and a traffic series for every interface snmpd has. The exporter: it is asked for the
+columns of weibao's profiles (checked against them), and every page of every scrape holds the six system
+metrics and each of the 14 columns for every ifIndex snmpd holds it for. A shortfall stops the benchmark
+with a non-zero exit and what was missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,8 +35,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Memory, loopback_addresses, markdown_table, memory, ratio, stop  # noqa: E402
-from bench.snmp_poll import EXPORTER, curl_all, exporter_config, interface_count, start_exporter  # noqa: E402
+from bench.common import (  # noqa: E402
+    Memory,
+    loopback_addresses,
+    markdown_table,
+    memory,
+    ratio,
+    require_complete,
+    shortfall,
+    stop,
+)
+from bench.snmp_poll import (  # noqa: E402
+    EXPORTER,
+    Expected,
+    curl_all,
+    expected_columns,
+    exporter_config,
+    interface_count,
+    pages_missing,
+    same_data_as_weibao,
+    start_exporter,
+)
 from tests.peers.collector import run_collector  # noqa: E402
 from tests.peers.snmpd import COMMUNITY, running_snmpd  # noqa: E402
 from weibao.agent.spool import SPOOL_FILE, open_stats  # noqa: E402
@@ -81,7 +108,36 @@ def job_runs(data: Path) -> dict[str, tuple[int, int, float]]:
             for name, js in (daemon.get("jobs") or {}).items()}
 
 
-def weibao_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, max_s: float) -> list[Reading]:
+def stored_missing(state_db: Path, devices: int, rounds: int, interfaces: int) -> dict[str, list[str]]:
+    """What the collector lacks of each device's ``rounds`` runs, by device (empty: all there)."""
+    conn = sqlite3.connect(state_db)
+    try:
+        counts = {(d, m, lab): n for d, m, lab, n in conn.execute(
+            "SELECT s.device, s.metric, s.labels, count(*) FROM ts_samples t JOIN ts_series s"
+            " ON s.id = t.series_id GROUP BY s.id")}
+    finally:
+        conn.close()
+    per_device: dict[str, dict[str, int]] = {}
+    links: dict[str, int] = {}
+    for (d, m, _lab), n in counts.items():
+        per_device.setdefault(d, {})[m] = n
+        if m == "if.in_bps":
+            links[d] = links.get(d, 0) + 1
+    missing: dict[str, list[str]] = {}
+    for i in range(devices):
+        name = f"dev-{i:05d}"
+        got = per_device.get(name, {})
+        lacks = [f"{m} ({got.get(m, 0)} of {rounds} readings)" for m in ("sys.uptime_s", "icmp.rtt_ms")
+                 if got.get(m, 0) < rounds]
+        if rounds >= 2 and links.get(name, 0) != interfaces:  # a rate needs two readings
+            lacks.append(f"if.in_bps ({links.get(name, 0)} of {interfaces} interfaces)")
+        if lacks:
+            missing[name] = lacks
+    return missing
+
+
+def weibao_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, max_s: float, interfaces: int,
+                problems: list[str]) -> list[Reading]:
     every_s = max(10.0, len(addrs) / 250)  # a round of N devices must fit in its interval
     with run_collector(work / "collector") as peer:
         token = work / "agent.token"
@@ -99,8 +155,7 @@ def weibao_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, max_s
             runs: dict[str, tuple[int, int, float]] = {}
             while time.monotonic() < deadline and agent.poll() is None:
                 runs = job_runs(data)
-                snmp = [n for n in runs if n.startswith("snmp")]
-                if snmp and all(runs[n][0] >= rounds for n in snmp):
+                if any(n.startswith("snmp") for n in runs) and all(r[0] >= rounds for r in runs.values()):
                     break
                 time.sleep(1.0)
             if agent.poll() is not None:
@@ -108,10 +163,20 @@ def weibao_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, max_s
                 raise SystemExit(f"the agent exited with {agent.returncode}:\n{tail}")
             time.sleep(2.0)  # the last run's shipment
             a_mem, c_mem = memory(agent.pid), memory(peer.proc.pid, tree=True)
-            stats = open_stats(data / SPOOL_FILE)
         finally:
-            stop(agent, 30)
+            stop(agent, 30)  # drains: what the finished runs found is shipped before it exits
             log.close()
+        stats = open_stats(data / SPOOL_FILE)
+        state_db = peer.data_dir / "state.db"
+    label = f"weibao, {len(addrs)} devices"
+    short = [f"{label}: {n} ran {r} of {rounds} times within {max_s:g} s" for n, (r, _, _) in sorted(runs.items())
+             if r < rounds]
+    if not any(n.startswith("snmp") for n in runs):
+        short.append(f"{label}: no SNMP run within {max_s:g} s")
+    problems += short
+    if not short and (p := shortfall(f"{label}, stored by the collector", len(addrs),
+                                     stored_missing(state_db, len(addrs), rounds, interfaces))):
+        problems.append(p)
     # a run still going when the next is due is skipped, not stacked: the interval was too short for N
     done = ", ".join(f"{n.split('/')[0]} {r}" + (f" ({k} skipped)" if k else "")
                      for n, (r, k, _) in sorted(runs.items()))
@@ -122,9 +187,10 @@ def weibao_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, max_s
                     f"{shipped:,} rows received")]
 
 
-def exporter_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, interfaces: int) -> Reading:
+def exporter_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, expected: Expected,
+                  problems: list[str]) -> Reading:
     conf = work / "snmp.yml"
-    exporter_config(conf, "tables", interfaces)
+    exporter_config(conf, "tables", len(frozenset().union(*expected.values())))
     proc, base = start_exporter(conf)
     try:
         urls = [f"{base}/snmp?module=if_mib&target={a}:{snmp_port}" for a in addrs]
@@ -132,6 +198,9 @@ def exporter_side(work: Path, addrs: list[str], snmp_port: int, rounds: int, int
             out = work / f"scrape{i}"
             out.mkdir()
             curl_all(urls, out, IN_FLIGHT)
+            if p := shortfall(f"exporter, {len(addrs)} devices, scrape {i + 1}", len(urls),
+                              pages_missing(out, len(urls), expected)):
+                problems.append(p)
         mem = memory(proc.pid)
     finally:
         stop(proc)
@@ -149,19 +218,24 @@ def main() -> int:
         raise SystemExit("--devices: sizes 1..60000; --rounds 1..10")
     if not Path(EXPORTER).exists():
         raise SystemExit(f"{EXPORTER} not found (apt-get install prometheus-snmp-exporter)")
+    same_data_as_weibao()
     readings: list[Reading] = []
+    problems: list[str] = []
     with running_snmpd(bind_all=True) as snmpd:
         interfaces = interface_count(snmpd)
+        expected = expected_columns(snmpd)
         for n in sizes:
             addrs = loopback_addresses(n)
             with tempfile.TemporaryDirectory(prefix="weibao-bench-") as tmp:
                 work = Path(tmp)
                 (work / "collector").mkdir()
-                ours = weibao_side(work, addrs, snmpd.port, args.rounds, args.max_s)
-                theirs = exporter_side(work, addrs, snmpd.port, args.rounds, interfaces)
+                ours = weibao_side(work, addrs, snmpd.port, args.rounds, args.max_s, interfaces, problems)
+                theirs = exporter_side(work, addrs, snmpd.port, args.rounds, expected, problems)
             readings += [*ours, theirs]
             print(f"{n} devices done", file=sys.stderr)
-    print(f"snmpd with {interfaces} interfaces answering every 127.1.x.y; memory after {args.rounds} SNMP rounds\n")
+    require_complete("agent_memory", problems)
+    print(f"snmpd with {interfaces} interfaces answering every 127.1.x.y; memory after {args.rounds} SNMP rounds; "
+          "every device's runs stored by the collector and every exporter page complete\n")
     rows = []
     for r in readings:
         exporter = next(x for x in readings if x.devices == r.devices and x.process.startswith("prometheus"))

@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: CPU and memory of a process from /proc, loopback addresses, tables."""
+"""Shared helpers of the benchmarks: CPU and memory of a process from /proc, loopback addresses, tables,
+and the refusal to print a ratio over work that was not all done."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import statistics
 import subprocess
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +116,27 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]], *, left: 
     sep = "|" + "|".join(("-" * (w + 2)) if i in left else ("-" * (w + 1) + ":")
                          for i, w in enumerate(widths)) + "|"
     return "\n".join([line(head), sep, *(line(r) for r in rows)])
+
+
+def require_complete(bench: str, problems: Sequence[str], *, shown: int = 12) -> None:
+    """Stop the benchmark (exit status 1, the problems on standard error, nothing more on standard
+    output) when ``problems`` names work that was not done: a rate over incomplete work is no rate."""
+    if not problems:
+        return
+    lines = [f"  - {p}" for p in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more")
+    raise SystemExit(f"{bench}: the work was not complete on both sides, so no ratio is printed:\n"
+                     + "\n".join(lines))
+
+
+def shortfall(label: str, total: int, missing: dict[str, list[str]], *, unit: str = "devices") -> str | None:
+    """One line on what ``label`` left undone: ``missing`` maps each incomplete item (a device, a host)
+    to what it lacked; None when nothing is missing."""
+    if not missing:
+        return None
+    lacks = Counter(what for items in missing.values() for what in dict.fromkeys(items))
+    common = ", ".join(f"{what} ({n})" for what, n in lacks.most_common(6))
+    first, items = next(iter(missing.items()))
+    return (f"{label}: {len(missing)} of {total} {unit} incomplete; most often missing: {common}; "
+            f"e.g. {first}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}")

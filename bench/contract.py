@@ -15,6 +15,11 @@
     ``--trials`` times (between trials the simulator is restarted and the ticket restored). Aim: within
     the probe interval + 2 s.
 
+The faults are known in advance (see ``Fleet``), and before any rate is printed the benchmark checks that
+exactly their tickets appeared: in (a)1 the evaluator's ``opened`` signals, in (a)2 the collector's
+tickets (one per faulty device and kind of fault: reachability, loss), and in (b) one ticket per trial.
+Anything missing or unexpected stops it with a non-zero exit, naming the devices.
+
 Everything runs on 127.0.0.1 and stops by itself. Prints a table.
 """
 
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,10 +45,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import markdown_table, median, stop  # noqa: E402
+from bench.common import markdown_table, median, require_complete, stop  # noqa: E402
 from tests.peers.collector import CollectorPeer, run_collector  # noqa: E402
 from weibao.collector.auth import Role, issue  # noqa: E402
 from weibao.collector.contract import DeviceSpec, Evaluator, level_of, load_calendar, load_contract_rules  # noqa: E402
+from weibao.collector.contract.episodes import SignalKind  # noqa: E402
 from weibao.collector.state.db import create_state_engine  # noqa: E402
 from weibao.core.inventory import Category  # noqa: E402
 from weibao.core.model import Sample  # noqa: E402
@@ -87,19 +94,51 @@ class Fleet:
                 out.append((name, "icmp.rtt_ms", 3.0))
         return out
 
-    def expected_tickets(self) -> int:
-        """Tickets that the faults open: every early-down and late-down device, and every lossy device
-        whose category has a loss row (backbone >= 30 %, provincial >= 15 %)."""
-        n = 0
+    def expected(self) -> Counter[tuple[str, str]]:
+        """The faults that open tickets, as (device, kind): every device down early or late
+        (``reach``: ``down``, or ``cut_off`` where the category has that row instead), and every lossy
+        device whose category has a loss row (backbone >= 30 %, provincial >= 15 %) (``loss``)."""
+        out: Counter[tuple[str, str]] = Counter()
         for i in range(self.devices):
-            if i % 100 == 7 or i % 50 == 3:
-                n += 1
-            if i % 100 == 11 and self.category(i) in (Category.BACKBONE, Category.PROVINCIAL):
-                n += 1
-        return n
+            if any(self.early_down(i, r) or self.late_down(i, r) for r in range(self.rounds)):
+                out[(self.name(i), "reach")] += 1
+            if any(self.lossy(i, r) for r in range(self.rounds)) and \
+                    self.category(i) in (Category.BACKBONE, Category.PROVINCIAL):
+                out[(self.name(i), "loss")] += 1
+        return out
 
 
-def bench_evaluator(fleet: Fleet) -> dict[str, float]:
+def kind(condition: str) -> str:
+    """A ticket rule or tracked condition (``down``, ``cut_off``, ``loss@30``...) as a kind of fault."""
+    base = condition.split("@", 1)[0]
+    return "reach" if base in ("down", "cut_off") else base
+
+
+def mismatch(label: str, want: Counter[tuple[str, str]], got: Counter[tuple[str, str]]) -> str | None:
+    """One line on how the faults found differ from the faults made, or None when they are the same."""
+    if got == want:
+        return None
+    lacking, extra = sorted((want - got).elements()), sorted((got - want).elements())
+
+    def some(items: list[tuple[str, str]]) -> str:
+        return ", ".join(f"{d} {k}" for d, k in items[:6]) + (" ..." if len(items) > 6 else "")
+
+    return (f"{label}: {sum(got.values())} found, {sum(want.values())} expected; missing {len(lacking)}"
+            f"{': ' + some(lacking) if lacking else ''}; unexpected {len(extra)}{': ' + some(extra) if extra else ''}")
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    samples: int
+    build_s: float
+    observe_s: float
+    levels_s: float
+    signals: int
+    levels: int
+    opened: Counter[tuple[str, str]]  # (device, kind) of every ``opened`` signal
+
+
+def bench_evaluator(fleet: Fleet) -> Evaluated:
     rules = load_contract_rules(REPO / "rules" / "contract.yaml")
     calendar = load_calendar()
     specs = [DeviceSpec(fleet.name(i), fleet.category(i), None, timedelta(seconds=60)) for i in range(fleet.devices)]
@@ -112,11 +151,13 @@ def bench_evaluator(fleet: Fleet) -> dict[str, float]:
     n = sum(len(x) for x in rounds)
     observe_s = levels_s = 0.0
     signals = levels = 0
+    opened: Counter[tuple[str, str]] = Counter()
     for r, batch in enumerate(rounds):
         t = time.perf_counter()
-        for s in batch:
-            signals += len(ev.observe(s))
+        got = [sig for s in batch for sig in ev.observe(s)]
         observe_s += time.perf_counter() - t
+        signals += len(got)
+        opened.update((sig.device, kind(sig.key.condition.value)) for sig in got if sig.kind == SignalKind.OPENED)
         t = time.perf_counter()
         now = start + timedelta(minutes=r, seconds=59)
         for ep in ev.open_episodes(now):
@@ -125,8 +166,7 @@ def bench_evaluator(fleet: Fleet) -> dict[str, float]:
                      calendar, now)
             levels += 1
         levels_s += time.perf_counter() - t
-    return {"samples": n, "build_s": build_s, "observe_s": observe_s, "levels_s": levels_s,
-            "signals": signals, "levels": levels}
+    return Evaluated(n, build_s, observe_s, levels_s, signals, levels, opened)
 
 
 def _issue(peer: CollectorPeer, name: str, role: Role) -> str:
@@ -144,7 +184,15 @@ def _tickets(client: httpx.Client) -> list[dict[str, Any]]:
     return list(body["tickets"] if isinstance(body, dict) else body)
 
 
-def bench_collector(fleet: Fleet, work: Path, batch: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class ThroughCollector:
+    samples: int
+    ingest_s: float
+    tickets_s: float  # until the expected number of tickets was visible (or the wait ended)
+    tickets: Counter[tuple[str, str]]  # (device, kind) of every ticket then listed, the agent's gaps aside
+
+
+def bench_collector(fleet: Fleet, work: Path, batch: int, wait_s: float) -> ThroughCollector:
     work.mkdir(parents=True)
     cfg = {"limits": {"max_batch_bytes": 64 * 1024 * 1024, "max_batch_samples": 200_000},
            "contract": {"sweep_interval_s": 1.0}}
@@ -164,21 +212,22 @@ def bench_collector(fleet: Fleet, work: Path, batch: int) -> dict[str, float]:
                 bodies.append(json.dumps({"batch_id": str(uuid.uuid4()), "agent": AGENT,
                                           "samples": rows[k:k + batch], "events": []}).encode())
         n = sum(len(json.loads(b)["samples"]) for b in bodies)
-        want = fleet.expected_tickets()
+        want = sum(fleet.expected().values())
         t0 = time.perf_counter()
         for b in bodies:
             resp = http.post("/api/v1/ingest", content=b, headers={"Content-Type": "application/json"})
             resp.raise_for_status()
         ingested = time.perf_counter() - t0
-        seen = 0
-        deadline = time.monotonic() + 600
+        seen: Counter[tuple[str, str]] = Counter()
+        deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            seen = len([t for t in _tickets(eng) if "gap" not in str(t.get("rule", ""))])
-            if seen >= want:
+            seen = Counter((str(t["device"]), kind(str(t["rule"]))) for t in _tickets(eng)
+                           if "gap" not in str(t.get("rule", "")))
+            if sum(seen.values()) >= want:
                 break
             time.sleep(0.2)
         done = time.perf_counter() - t0
-        return {"samples": n, "ingest_s": ingested, "tickets_s": done, "tickets": seen, "want": want}
+        return ThroughCollector(n, ingested, done, seen)
 
 
 def _inventory(work: Path, sim: SnmpSim, probe_s: float) -> Path:
@@ -264,33 +313,51 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--skip-http", action="store_true", help="skip (a)2, the whole collector")
     ap.add_argument("--skip-detect", action="store_true", help="skip (b)")
+    ap.add_argument("--wait-s", type=float, default=120.0, help="at most this long for the tickets in (a)2")
     args = ap.parse_args()
+    if not 1 <= args.devices <= 100_000 or not 3 <= args.rounds <= 60 or not 1 <= args.trials <= 10 \
+            or not 0 < args.wait_s <= 600:
+        ap.error("--devices 1..100000, --rounds 3..60, --trials 1..10, --wait-s up to 600")
     fleet = Fleet(args.devices, args.rounds)
+    want = fleet.expected()
     rows: list[list[str]] = []
+    problems: list[str] = []
 
     ev = bench_evaluator(fleet)
-    rows.append(["Evaluator.observe (in process)", f"{ev['samples']:,.0f}", f"{ev['observe_s']:.2f} s",
-                 f"{ev['samples'] / ev['observe_s']:,.0f} samples/s",
-                 f"{ev['signals']:.0f} signals; build {ev['build_s']:.2f} s"])
-    rows.append(["Evaluator.observe + level_of per round", f"{ev['samples']:,.0f}",
-                 f"{ev['observe_s'] + ev['levels_s']:.2f} s",
-                 f"{ev['samples'] / (ev['observe_s'] + ev['levels_s']):,.0f} samples/s",
-                 f"{ev['levels']:.0f} level evaluations"])
+    if p := mismatch("Evaluator: faults opened", want, ev.opened):
+        problems.append(p)
+    rows.append(["Evaluator.observe (in process)", f"{ev.samples:,}", f"{ev.observe_s:.2f} s",
+                 f"{ev.samples / ev.observe_s:,.0f} samples/s",
+                 f"{ev.signals} signals ({sum(ev.opened.values())} opened, as expected); build {ev.build_s:.2f} s"])
+    rows.append(["Evaluator.observe + level_of per round", f"{ev.samples:,}",
+                 f"{ev.observe_s + ev.levels_s:.2f} s",
+                 f"{ev.samples / (ev.observe_s + ev.levels_s):,.0f} samples/s",
+                 f"{ev.levels} level evaluations"])
     with tempfile.TemporaryDirectory(prefix="weibao-bench-contract-") as tmp:
         if not args.skip_http:
-            c = bench_collector(fleet, Path(tmp) / "http", args.batch)
-            rows.append(["collector: POST /ingest only", f"{c['samples']:,.0f}", f"{c['ingest_s']:.2f} s",
-                         f"{c['samples'] / c['ingest_s']:,.0f} samples/s", "HTTP + storage + engine queue"])
-            rows.append(["collector: until tickets visible", f"{c['samples']:,.0f}", f"{c['tickets_s']:.2f} s",
-                         f"{c['samples'] / c['tickets_s']:,.0f} samples/s",
-                         f"{c['tickets']:.0f} of {c['want']:.0f} tickets"])
+            c = bench_collector(fleet, Path(tmp) / "http", args.batch, args.wait_s)
+            if p := mismatch(f"collector: tickets after {c.tickets_s:.0f} s", want, c.tickets):
+                problems.append(p)
+            rows.append(["collector: POST /ingest only", f"{c.samples:,}", f"{c.ingest_s:.2f} s",
+                         f"{c.samples / c.ingest_s:,.0f} samples/s", "HTTP + storage + engine queue"])
+            rows.append(["collector: until tickets visible", f"{c.samples:,}", f"{c.tickets_s:.2f} s",
+                         f"{c.samples / c.tickets_s:,.0f} samples/s",
+                         f"{sum(c.tickets.values())} of {sum(want.values())} tickets, each as expected"])
+        # the detection trials take a minute or more: not worth running when the above already failed
+        require_complete("contract", problems)
         if not args.skip_detect:
             lat = bench_detection(Path(tmp) / "detect", args.probe_s, args.trials)
+            if len(lat) != args.trials:
+                problems.append(f"detection: {len(lat)} of {args.trials} trials gave a ticket")
             rows.append(["detection: snmpsim stopped -> ticket in API", f"{len(lat)} trials",
                          f"median {median(lat):.2f} s", f"max {max(lat):.2f} s",
                          f"probe {args.probe_s:g} s + 1 s SNMP timeout; aim <= {args.probe_s + 2:g} s; "
                          + ", ".join(f"{x:.2f}" for x in lat)])
-    print(f"\n{args.devices:,} devices x {args.rounds} rounds (1/min), every contract category\n")
+    require_complete("contract", problems)
+    print(f"\n{args.devices:,} devices x {args.rounds} rounds (1/min), every contract category; the faults made "
+          f"and the tickets found were the same ({sum(want.values())}: "
+          f"{sum(n for (_, k), n in want.items() if k == 'reach')} unreachable, "
+          f"{sum(n for (_, k), n in want.items() if k == 'loss')} lossy)\n")
     print(markdown_table(["measure", "samples", "time", "rate", "notes"], rows))
     return 0
 

@@ -11,6 +11,9 @@ them, so the column to compare for efficiency is CPU per probe. Wall and CPU sec
 for weibao, which runs in this process, children for fping) and the RTTs each reports are the median
 of ``repeat`` runs. RTTs: fping reads the clock after the reply reaches it, weibao uses the kernel's
 receive timestamp, so weibao's RTTs exclude time a reply waited for the process.
+Loopback answers every probe: every run of either tool must bring back every reply, counted per host
+from what the tool itself reports, or the benchmark stops (non-zero exit, naming the hosts short of
+replies) before printing a ratio. CPU per probe and probes/s count the probes answered.
 Needs root (or CAP_NET_RAW, or a widened net.ipv4.ping_group_range) for both tools.
 """
 
@@ -29,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import loopback_addresses, markdown_table, median, ratio
+from bench.common import loopback_addresses, markdown_table, median, ratio, require_complete, shortfall
 from weibao.agent.pollers.icmp import ping_addresses
 
 UNPACED_PPS = 1e9  # weibao's pacer needs a rate: this one never makes a send wait
@@ -37,12 +40,24 @@ UNPACED_PPS = 1e9  # weibao's pacer needs a rate: this one never makes a send wa
 
 @dataclass(frozen=True)
 class Run:
-    hosts: int
-    probes: int
-    replies: int
+    probes: int  # requested
     wall_s: float
     cpu_s: float
     rtts_ms: list[float]
+    per_host: dict[str, int]  # replies received per host asked, as the tool reports them
+
+    @property
+    def hosts(self) -> int:
+        return len(self.per_host)
+
+    @property
+    def replies(self) -> int:
+        return sum(self.per_host.values())
+
+    def shortfall(self, label: str, count: int) -> str | None:
+        """What this run left unanswered (loopback answers every probe), or None."""
+        missing = {h: [f"{n} of {count} replies"] for h, n in self.per_host.items() if n != count}
+        return shortfall(f"{label}: {self.replies} of {self.probes} replies", self.hosts, missing, unit="hosts")
 
     def pct(self, q: float) -> float:
         if not self.rtts_ms:
@@ -62,7 +77,8 @@ def run_weibao(hosts: list[str], count: int, period_ms: float, timeout_ms: float
                                        rate_pps=rate_pps))
     wall, cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_SELF) - cpu0
     rtts = [r for s in stats.values() for r in s.answered]
-    return Run(len(hosts), len(hosts) * count, len(rtts), wall, cpu, rtts)
+    per_host = {h: stats[h].received if h in stats else 0 for h in hosts}
+    return Run(len(hosts) * count, wall, cpu, rtts, per_host)
 
 
 def run_fping(hosts: list[str], count: int, period_ms: float, timeout_ms: float, gap_ms: float) -> Run:
@@ -74,10 +90,15 @@ def run_fping(hosts: list[str], count: int, period_ms: float, timeout_ms: float,
     if done.returncode not in (0, 1):  # 1: some host unreachable
         raise SystemExit(f"fping failed ({done.returncode}): {done.stderr.strip()[:500]}")
     rtts: list[float] = []
-    for line in done.stderr.splitlines():  # "127.1.0.1 : 0.04 0.03 - 0.05 0.04"
+    per_host = dict.fromkeys(hosts, 0)  # a host without a result line got nothing
+    for line in done.stderr.splitlines():  # "127.1.0.1 : 0.04 0.03 - 0.05 0.04", one "-" per lost probe
         if " : " in line:
-            rtts.extend(float(v) for v in line.split(" : ", 1)[1].split() if v != "-")
-    return Run(len(hosts), len(hosts) * count, len(rtts), wall, cpu, rtts)
+            host, values = line.split(" : ", 1)
+            got = [float(v) for v in values.split() if v != "-"]
+            if host.strip() in per_host:
+                per_host[host.strip()] = len(got)
+                rtts.extend(got)
+    return Run(len(hosts) * count, wall, cpu, rtts, per_host)
 
 
 @dataclass(frozen=True)
@@ -98,11 +119,13 @@ class Row:
 
     @property
     def probes_per_s(self) -> float:
-        return self.probes / self.wall_s if self.wall_s else float("nan")
+        """Probes answered per second."""
+        return self.replies / self.wall_s if self.wall_s else float("nan")
 
     @property
     def cpu_us_per_probe(self) -> float:
-        return 1e6 * self.cpu_s / self.probes
+        """CPU per probe answered."""
+        return 1e6 * self.cpu_s / self.replies if self.replies else float("nan")
 
 
 def summarise(name: str, runs: Sequence[Run]) -> Row:
@@ -113,8 +136,8 @@ def summarise(name: str, runs: Sequence[Run]) -> Row:
 
 def table(pairs: Sequence[tuple[Row, Row]]) -> str:
     """fping's row, weibao's row and their ratio, for each pace."""
-    head = ("tool", "hosts", "probes", "replies", "wall s", "probes/s", "CPU s", "CPU µs/probe", "RTT median ms",
-            "RTT p99 ms", "RTT max ms")
+    head = ("tool", "hosts", "probes", "replies", "wall s", "answered/s", "CPU s", "CPU µs/answered",
+            "RTT median ms", "RTT p99 ms", "RTT max ms")
     lines: list[tuple[str, ...]] = []
     for theirs, ours in pairs:
         for r in (theirs, ours):
@@ -150,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("fping is not installed")
     hosts = loopback_addresses(a.hosts)
     pairs: list[tuple[Row, Row]] = []
+    problems: list[str] = []
     for pace in paces:
         gap_ms = 1000.0 / pace if pace else 0.0
         label = f"{pace:g} pkt/s" if pace else "unpaced"
@@ -158,14 +182,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(a.repeat):  # interleaved so a noisy moment hits both
             fping.append(run_fping(hosts, a.count, a.period_ms, a.timeout_ms, gap_ms))
             ours.append(run_weibao(hosts, a.count, a.period_ms, a.timeout_ms, pace or UNPACED_PPS))
+        for tool, runs in (("fping", fping), ("weibao", ours)):
+            problems += [msg for i, r in enumerate(runs)
+                         if (msg := r.shortfall(f"{tool} ({label}), run {i + 1}", a.count)) is not None]
         pairs.append((summarise(f"fping -i {gap_ms:g} ({label})", fping), summarise(f"weibao ({label})", ours)))
         print(f"pace {label} done", file=sys.stderr)
+    require_complete("icmp_sweep", problems)
     print(f"{a.hosts} hosts x {a.count} probes, {a.period_ms:g} ms per host, timeout {a.timeout_ms:g} ms, "
-          f"median of {a.repeat} runs\n")
+          f"median of {a.repeat} runs; every probe of every run "
+          "answered on both sides\n")
     print(table(pairs))
     print("\nNotes: at a configured pace both tools are asked for the same packets/s; fping's -i is a least gap "
-          "its timer overshoots, weibao's pacer keeps the average, so compare CPU per probe (the cost) and "
-          "probes/s (what each achieved). Unpaced shows the most each can send. fping's RTTs are taken in "
+          "its timer overshoots, weibao's pacer keeps the average, so compare CPU per probe answered (the cost) and "
+          "answered/s (what each achieved). Unpaced shows the most each can send. fping's RTTs are taken in "
           "user space, weibao's from the kernel's receive timestamp.")
     return 0
 

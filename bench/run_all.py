@@ -7,7 +7,10 @@ Each benchmark runs as its own process (moderate sizes by default, smaller with 
 time limit; one that fails or runs out of time is reported as such and the rest still run. Its
 standard output (the tables) goes into the results file and to the terminal, its standard error into
 ``bench/results/NAME.log``. Every table compares weibao with a peer measured in the same run: read
-the ratios, not the absolute numbers, which depend on what else the machine is doing.
+the ratios, not the absolute numbers, which depend on what else the machine is doing. Each benchmark
+first checks that the work was complete and the same on both sides (every device, column, reply,
+sample or ticket asked for); if not, it prints no ratio and exits non-zero naming what was missing,
+and the end of its log stands in the results file instead of its tables.
 """
 
 from __future__ import annotations
@@ -48,12 +51,17 @@ BENCHES = (
           ("--devices", "300", "--rounds", "2", "--skip-hlapi", "--skip-pysnmp"), 420),
     Bench("ingest", "collector ingest over HTTP vs raw SQLite / VictoriaMetrics", ("--samples", "200000"),
           ("--samples", "50000"), 300),
+    Bench("tls", "collector ingest over HTTPS vs HTTP, same batches, same run",
+          ("--samples", "200000", "--rounds", "3"),
+          ("--samples", "50000", "--rounds", "2", "--connections", "50"), 300),
     Bench("contract", "contract engine: rule evaluation and fault detection latency",
           ("--devices", "5000", "--rounds", "5", "--trials", "2"),
           ("--devices", "1000", "--rounds", "3", "--trials", "1"), 300),
     Bench("console", "web console: overview, ticket list, device page with 1,000 devices and 10,000 tickets",
           ("--devices", "1000", "--tickets", "10000", "--requests", "25"),
           ("--devices", "300", "--tickets", "3000", "--requests", "10"), 300),
+    Bench("reports", "monthly report: JSON build, HTML, PDF, XLSX of 100 to 1,000 devices",
+          ("--devices", "100,300,1000"), ("--devices", "100,300"), 900),
     Bench("agent_memory", "resident memory: agent and collector vs prometheus-snmp-exporter",
           ("--devices", "1000,5000", "--rounds", "3"), ("--devices", "500", "--rounds", "2", "--max-s", "60"), 420),
 )

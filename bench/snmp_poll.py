@@ -2,8 +2,14 @@
 
 One snmpd bound to ``udp:PORT`` answers on every 127.x.y.z, so N addresses are N devices. Both sides
 read the same data from every device: the six system scalars and the 14 IF-MIB columns weibao's
-``if_mib`` profile uses, for every interface snmpd has. Checked per device: weibao's result holds one
-interface fact per ifIndex snmpd lists; the exporter's page holds each of the 14 metrics once per ifIndex.
+``if_mib`` profile uses, for every interface snmpd has. Both sides are held to the same completeness,
+checked per device before any ratio is printed: the six system values, and each of the 14 columns for
+every ifIndex that snmpd itself holds it for (read once with snmpwalk). weibao's side: the poll without
+an error, the system facts and ``sys.uptime_s``, one interface fact per ifIndex, and every column value
+in the rows its walk brought back (its samples are derived: ifInOctets is read only where ifHCInOctets
+is missing, so only the rows show whether every column came back). The exporter's side: each of the 14
+metrics with each ifIndex label on its page, and the six system metrics. A side that falls short in any
+round stops the benchmark with a non-zero exit and what was missing.
 
 The exporter is scraped by curl (``--parallel``, keep-alive, a C client in its own process) with as many
 scrapes in flight as weibao polls devices at once, so the client's cost neither slows the exporter
@@ -24,12 +30,13 @@ import argparse
 import asyncio
 import gc
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,17 +46,31 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.common import cpu_seconds, free_tcp_port, loopback_addresses, markdown_table, ratio, self_cpu, stop  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    free_tcp_port,
+    loopback_addresses,
+    markdown_table,
+    ratio,
+    require_complete,
+    self_cpu,
+    shortfall,
+    stop,
+)
 from tests.peers.snmpd import COMMUNITY, Snmpd, running_snmpd  # noqa: E402
 from weibao.agent.inventory.model import Device, SnmpCredential, SnmpSettings  # noqa: E402
 from weibao.agent.pollers.snmp import SnmpPoller  # noqa: E402
-from weibao.agent.pollers.snmp.transport import SnmpTransport, Target, parse_oid  # noqa: E402
+from weibao.agent.pollers.snmp.profiles import Profile, load_profiles  # noqa: E402
+from weibao.agent.pollers.snmp.transport import Missing, SnmpTransport, Target, oid_text, parse_oid  # noqa: E402
+from weibao.agent.pollers.snmp.walk import Rows  # noqa: E402
 from weibao.agent.state import StateStore  # noqa: E402
 from weibao.core.inventory import Category, Kind  # noqa: E402
+from weibao.core.model import PollResult  # noqa: E402
 
 EXPORTER = "/usr/bin/prometheus-snmp-exporter"
 SYSTEM_OIDS = ["1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.4.0",
                "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.6.0"]
+SYSTEM_NAMES = ["sysDescr", "sysObjectID", "sysUpTime", "sysContact", "sysName", "sysLocation"]
 # the IF-MIB columns of agent/profiles/if_mib.yaml: (oid, name, prometheus type)
 IF_COLUMNS = [
     ("1.3.6.1.2.1.2.2.1.2", "ifDescr", "DisplayString"), ("1.3.6.1.2.1.2.2.1.3", "ifType", "gauge"),
@@ -66,6 +87,9 @@ SNMP_IN_PKTS, SNMP_IN_REQ_VARS = "1.3.6.1.2.1.11.1.0", "1.3.6.1.2.1.11.13.0"
 IN_FLIGHT = 32  # weibao's polls at once = the exporter's scrapes at once
 EXPORTER_MODES = ("tables", "columns")
 
+# column name -> the ifIndex values snmpd holds it for: what every device's answer must hold, on both sides
+Expected = dict[str, frozenset[str]]
+
 
 @dataclass(frozen=True)
 class Row:
@@ -78,6 +102,7 @@ class Row:
     client_cpu_s: float | None = None
     requests: int | None = None  # SNMP messages snmpd received
     varbinds: int | None = None  # objects snmpd returned
+    shortfall: str | None = None  # what the incomplete devices lacked; None when all were complete
 
     @property
     def rate(self) -> float:
@@ -108,12 +133,124 @@ class SnmpdMeter:
         return cpu - before[0], pkts - before[1] - 2, varbinds - before[2] - 2
 
 
+def _snmpwalk(snmpd: Snmpd, oid: str) -> list[str]:
+    """``OID value`` lines (numeric OIDs) of a walk of snmpd itself."""
+    out = subprocess.run(["snmpwalk", "-v2c", "-c", COMMUNITY, "-On", "-Oq", f"udp:127.0.0.1:{snmpd.port}", oid],
+                         env={**os.environ, "MIBS": ""}, capture_output=True, text=True, timeout=30, check=True)
+    return out.stdout.splitlines()
+
+
 def interface_count(snmpd: Snmpd) -> int:
-    """How many ifIndex rows snmpd itself lists: what each device's answer must hold."""
-    out = subprocess.run(["snmpwalk", "-v2c", "-c", COMMUNITY, "-On", "-Oqv", f"udp:127.0.0.1:{snmpd.port}",
-                          IF_INDEX], env={**os.environ, "MIBS": ""}, capture_output=True, text=True, timeout=30,
-                         check=True)
-    return len(out.stdout.split())
+    """How many ifIndex rows snmpd itself lists."""
+    return len(_snmpwalk(snmpd, IF_INDEX))
+
+
+def expected_columns(snmpd: Snmpd) -> Expected:
+    """For each of the 14 columns, the ifIndex rows snmpd holds it for (its own walk of ifTable and
+    ifXTable); the benchmark refuses to run when a column has no row at all, as it would compare nothing."""
+    found: dict[str, set[str]] = {name: set() for _, name, _ in IF_COLUMNS}
+    for table in IF_TABLES:
+        for line in _snmpwalk(snmpd, table):
+            oid = line.split(" ", 1)[0].lstrip(".")
+            for col, name, _ in IF_COLUMNS:
+                if oid.startswith(col + "."):
+                    found[name].add(oid[len(col) + 1:])
+    empty = [name for name, rows in found.items() if not rows]
+    if empty:
+        raise SystemExit(f"snmpd on port {snmpd.port} holds no row of {', '.join(empty)}: nothing to compare")
+    return {name: frozenset(rows) for name, rows in found.items()}
+
+
+def same_data_as_weibao() -> None:
+    """The exporter is asked for exactly what weibao's ``system`` and ``if_mib`` profiles poll."""
+    profiles = load_profiles()
+    ours = {(oid_text(c.oid), c.name) for t in profiles["if_mib"].tables for c in t.columns}
+    system = {oid_text(c.oid) for c in profiles["system"].scalars}
+    theirs = {(oid, name) for oid, name, _ in IF_COLUMNS}
+    if ours != theirs or system != set(SYSTEM_OIDS):
+        raise SystemExit("the exporter's columns differ from weibao's if_mib/system profiles: "
+                         f"only weibao {sorted(ours - theirs)}, only the exporter {sorted(theirs - ours)}, "
+                         f"system scalars {sorted(system ^ set(SYSTEM_OIDS))}")
+
+
+def _indexes(values: set[str]) -> str:
+    return "ifIndex " + ", ".join(sorted(values, key=lambda v: (len(v), v)))
+
+
+def weibao_missing(result: PollResult, rows: Rows | None, expected: Expected) -> list[str]:
+    """What weibao's poll of one device lacks of the system scalars and the 14 columns (empty: complete)."""
+    missing = [f"error: {e.message}" for e in result.errors]
+    facts = result.facts
+    for name in SYSTEM_NAMES:
+        have = (any(s.metric == "sys.uptime_s" for s in result.samples) if name == "sysUpTime"
+                else facts.get(name) not in (None, ""))
+        if not have:
+            missing.append(name)
+    if rows is None:
+        missing.append("the interface rows (no walk)")
+        rows = {}
+    got: dict[str, set[str]] = {name: set() for _, name, _ in IF_COLUMNS}
+    names = {parse_oid(col): name for col, name, _ in IF_COLUMNS}
+    for index, cols in rows.items():
+        for oid, value in cols.items():
+            if oid in names and not isinstance(value, Missing):
+                got[names[oid]].add(oid_text(index))
+    for name, want in expected.items():
+        if lacking := want - got[name]:
+            missing.append(f"{name} ({_indexes(set(lacking))})")
+    every = frozenset().union(*expected.values())
+    fact_rows = {str(i.get("index")) for i in facts.get("interfaces", []) if isinstance(i, dict)}
+    if lacking := every - fact_rows:
+        missing.append(f"interface fact ({_indexes(set(lacking))})")
+    return missing
+
+
+_IFINDEX = re.compile(r'[{,]ifIndex="([^"]*)"')
+
+
+def exporter_missing(page: str | None, expected: Expected) -> list[str]:
+    """What one exporter page lacks of the six system metrics and the 14 columns (empty: complete)."""
+    if page is None:
+        return ["the page (no answer)"]
+    seen: set[str] = set()
+    got: dict[str, set[str]] = {name: set() for _, name, _ in IF_COLUMNS}
+    for line in page.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        seen.add(name)
+        if name in got and (m := _IFINDEX.search(line)):
+            got[name].add(m.group(1))
+    missing = [name for name in SYSTEM_NAMES if name not in seen]
+    for name, want in expected.items():
+        if lacking := want - got[name]:
+            missing.append(f"{name} ({_indexes(set(lacking))})")
+    return missing
+
+
+def pages_missing(out_dir: Path, count: int, expected: Expected) -> dict[str, list[str]]:
+    """What each of ``count`` saved pages (``out_dir/i.txt``, page i = device i) lacks, by device."""
+    missing: dict[str, list[str]] = {}
+    for j in range(count):
+        page = out_dir / f"{j}.txt"
+        lacks = exporter_missing(page.read_text(errors="replace") if page.exists() else None, expected)
+        if lacks:
+            missing[f"dev{j}"] = lacks
+    return missing
+
+
+class RecordingPoller(SnmpPoller):
+    """weibao's poller, keeping a reference to the table rows each device's walk brought back, so that
+    the benchmark can check every column came back (the reference costs nothing measurable)."""
+
+    def __init__(self, state: StateStore, **kwargs: Any) -> None:
+        super().__init__(state, **kwargs)
+        self.walked: dict[str, Rows] = {}
+
+    async def _walk(self, device: Device, target: Target, active: list[Profile]) -> Rows:
+        rows = await super()._walk(device, target, active)
+        self.walked[device.name] = rows
+        return rows
 
 
 def exporter_config(path: Path, mode: str, interfaces: int) -> None:
@@ -144,17 +281,6 @@ def exporter_config(path: Path, mode: str, interfaces: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def exporter_page_complete(text: str, interfaces: int) -> bool:
-    counts = dict.fromkeys([name for _, name, _ in IF_COLUMNS], 0)
-    up = False
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in counts:
-            counts[name] += 1
-        up = up or name == "sysUpTime"
-    return up and all(c == interfaces for c in counts.values())
-
-
 def devices(addrs: list[str], port: int) -> list[Device]:
     cred = SnmpCredential(type="snmp", version="2c", community=COMMUNITY)
     return [Device(name=f"dev{i}", address=a, kind=Kind.SWITCH, category=Category.BUSINESS,
@@ -163,24 +289,26 @@ def devices(addrs: list[str], port: int) -> list[Device]:
             for i, a in enumerate(addrs)]
 
 
-def weibao_rounds(devs: list[Device], rounds: int, meter: SnmpdMeter, interfaces: int, *,
+def weibao_rounds(devs: list[Device], rounds: int, meter: SnmpdMeter, expected: Expected, *,
                   pysnmp: bool = False, between: Callable[[int], None] | None = None) -> list[Row]:
     """weibao's rounds with one poller (its memory carries over); ``between(i)`` runs after round i."""
     state = StateStore()
-    poller = SnmpPoller(state, max_in_flight=IN_FLIGHT, pysnmp_for_community=pysnmp)
+    poller = RecordingPoller(state, max_in_flight=IN_FLIGHT, pysnmp_for_community=pysnmp)
     name = "weibao, v2c via pysnmp" if pysnmp else "weibao"
 
     async def whole() -> list[Row]:
         rows = []
         for i in range(rounds):
+            poller.walked.clear()
             before, c0, t0 = meter.read(), self_cpu(), time.monotonic()
             results = await poller.poll_many(devs)
             wall, used = time.monotonic() - t0, self_cpu() - c0
             s_cpu, pkts, varbinds = meter.since(before)
-            complete = sum(1 for r in results if r.ok and len(r.facts.get("interfaces", [])) == interfaces
-                           and any(s.metric == "sys.uptime_s" for s in r.samples))
+            missing = {r.device: lacks for r in results
+                       if (lacks := weibao_missing(r, poller.walked.get(r.device), expected))}
             label = f"{name}, round {i + 1}" + (" (first contact)" if i == 0 else "")
-            rows.append(Row(label, len(devs), complete, wall, used, s_cpu, None, pkts, varbinds))
+            rows.append(Row(label, len(devs), len(devs) - len(missing), wall, used, s_cpu, None, pkts, varbinds,
+                            shortfall(label, len(devs), missing)))
             if between is not None:
                 between(i)  # blocks the loop on purpose: nothing of weibao's runs meanwhile
         poller.close()
@@ -229,10 +357,10 @@ class Exporter:
                                         "columns": "exporter, 14 columns walked"}
 
     def __init__(self, work: Path, mode: str, addrs: list[str], port: int, meter: SnmpdMeter,
-                 interfaces: int) -> None:
-        self.work, self.meter, self.interfaces, self.label = work, meter, interfaces, self.LABELS[mode]
+                 expected: Expected) -> None:
+        self.work, self.meter, self.expected, self.label = work, meter, expected, self.LABELS[mode]
         conf = work / f"snmp-{mode}.yml"
-        exporter_config(conf, mode, interfaces)
+        exporter_config(conf, mode, len(frozenset().union(*expected.values())))
         self.proc, base = start_exporter(conf)
         self.urls = [f"{base}/snmp?module=if_mib&target={a}:{port}" for a in addrs]
         self.rows: list[Row] = []
@@ -244,18 +372,14 @@ class Exporter:
         client = curl_all(self.urls, out, IN_FLIGHT)
         wall, used = time.monotonic() - t0, cpu_seconds(self.proc.pid) - e0
         s_cpu, pkts, varbinds = self.meter.since(before)
-        complete = 0
-        for j in range(len(self.urls)):
-            page = out / f"{j}.txt"
-            if page.exists() and exporter_page_complete(page.read_text(errors="replace"), self.interfaces):
-                complete += 1
-        if complete < len(self.urls):
+        missing = pages_missing(out, len(self.urls), self.expected)
+        if missing:
             errors = (out / "curl.err").read_text(errors="replace").strip()
-            print(f"{self.label}: {len(self.urls) - complete} pages incomplete; curl: {errors[-500:]}",
-                  file=sys.stderr)
+            print(f"{self.label}: {len(missing)} pages incomplete; curl: {errors[-500:]}", file=sys.stderr)
         shutil.rmtree(out)
-        row = Row(f"{self.label}, round {len(self.rows) + 1}", len(self.urls), complete, wall, used, s_cpu,
-                  client, pkts, varbinds)
+        label = f"{self.label}, round {len(self.rows) + 1}"
+        row = Row(label, len(self.urls), len(self.urls) - len(missing), wall, used, s_cpu, client, pkts, varbinds,
+                  shortfall(label, len(self.urls), missing))
         self.rows.append(row)
         return row
 
@@ -266,7 +390,8 @@ class Exporter:
 def measure(label: str, n: int, fn: Callable[[], Coroutine[Any, Any, int]]) -> Row:
     c0, t0 = self_cpu(), time.monotonic()
     ok = asyncio.run(fn())
-    return Row(label, n, ok, time.monotonic() - t0, self_cpu() - c0)
+    short = None if ok == n else f"{label}: {n - ok} of {n} targets did not answer the GET"
+    return Row(label, n, ok, time.monotonic() - t0, self_cpu() - c0, shortfall=short)
 
 
 def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[Row]:
@@ -320,6 +445,11 @@ def first_contact(addrs: list[str], port: int, skip_hlapi: bool) -> list[Row]:
     return rows
 
 
+def check(rows: Sequence[Row]) -> None:
+    """Every device complete in every round on every side, or the benchmark stops here."""
+    require_complete("snmp_poll", [r.shortfall for r in rows if r.shortfall is not None])
+
+
 def table(rows: list[Row]) -> str:
     head = ("run", "devices", "complete", "wall s", "devices/s", "poller CPU ms/dev", "snmpd CPU ms/dev",
             "client CPU ms/dev", "requests/dev", "varbinds/dev")
@@ -348,7 +478,8 @@ def summary(ours: list[Row], theirs: list[Row]) -> str:
 
 NOTES = """\
 Notes: both sides fetch the six system scalars and the 14 IF-MIB columns of weibao's if_mib profile
-for every interface, and each device counts as complete only if all of it came back. weibao: one GET of
+for every interface, and each device counts as complete only if all of it came back (checked on both
+sides, every round, before these tables were printed). weibao: one GET of
 the system scalars, then one GETBULK walking all 14 columns side by side (max-repetitions = last poll's
 row count + 1, so round 1 asks more). Exporter: one GET, then either two subtree walks (ifTable and
 ifXTable whole: more varbinds than needed, fewer requests) or one walk per column (exactly the same
@@ -376,12 +507,15 @@ def main() -> None:
     for binary in (EXPORTER, "curl", "snmpwalk"):
         if shutil.which(binary) is None:
             raise SystemExit(f"{binary} not found (apt-get install prometheus-snmp-exporter curl snmp)")
+    same_data_as_weibao()
     addrs = loopback_addresses(args.devices)
     with running_snmpd(bind_all=True) as snmpd:
         meter = SnmpdMeter(snmpd)
         interfaces = interface_count(snmpd)
-        print(f"snmpd on udp:{snmpd.port} (all loopback addresses), {interfaces} interfaces; "
-              f"{args.devices} devices, {os.cpu_count()} cores, {IN_FLIGHT} in flight")
+        expected = expected_columns(snmpd)
+        header = (f"snmpd on udp:{snmpd.port} (all loopback addresses), {interfaces} interfaces; "
+                  f"{args.devices} devices, {os.cpu_count()} cores, {IN_FLIGHT} in flight; complete = the six "
+                  f"system values and {sum(len(v) for v in expected.values())} column values per device")
         # weibao's and the exporters' rounds take turns, so a busy moment of the shared machine hits
         # both; the fast runs first: the pysnmp runs leave a large heap behind that slows what follows
         with tempfile.TemporaryDirectory(prefix="weibao-bench-") as tmp:
@@ -393,8 +527,8 @@ def main() -> None:
 
             try:
                 for m in modes:
-                    exporters.append(Exporter(Path(tmp), m, addrs, snmpd.port, meter, interfaces))
-                ours = weibao_rounds(devices(addrs, snmpd.port), args.rounds, meter, interfaces,
+                    exporters.append(Exporter(Path(tmp), m, addrs, snmpd.port, meter, expected))
+                ours = weibao_rounds(devices(addrs, snmpd.port), args.rounds, meter, expected,
                                      between=exporters_round)
             finally:
                 for e in exporters:
@@ -404,7 +538,9 @@ def main() -> None:
         contact = first_contact(addrs, snmpd.port, args.skip_hlapi)
         gc.collect()
         slow = [] if args.skip_pysnmp else weibao_rounds(devices(addrs, snmpd.port), args.rounds, meter,
-                                                         interfaces, pysnmp=True)
+                                                         expected, pysnmp=True)
+    check(ours + theirs + contact + slow)
+    print(header)
     print()
     print(table(ours + theirs + contact + slow))
     print()

@@ -16,6 +16,8 @@ import pytest
 from tests.peers.collector import CollectorPeer, run_collector
 
 AGENT = "site-a"
+# for tests that send samples at fixed dates: the collector refuses samples older than its raw retention
+HISTORY_DAYS = {"retention": {"raw_days": 3650}}
 DEVICES = ("core-sw-1", "acc-sw-1", "ups-1")
 CST = timezone(timedelta(hours=8))
 
@@ -49,7 +51,8 @@ def counts(peer: CollectorPeer) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPeer]:
     work = tmp_path_factory.mktemp("collector")
-    with run_collector(work, {"limits": {"max_batch_bytes": 256 * 1024, "max_batch_samples": 1000}}) as peer:
+    with run_collector(work, {"limits": {"max_batch_bytes": 256 * 1024, "max_batch_samples": 1000},
+                              **HISTORY_DAYS}) as peer:
         yield peer
 
 

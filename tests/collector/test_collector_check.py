@@ -215,3 +215,17 @@ def test_data_directory_that_is_a_file_is_a_problem(tmp_path: Path) -> None:
     run = check("--data", str(blocker))
     assert run.returncode == 1
     assert "data_dir: data directory" in run.stdout and "not a directory" in run.stdout
+
+
+def test_protection_periods_name_channels_of_the_notify_config(tmp_path: Path) -> None:
+    period = ("protection_periods:\n  - name: year-end\n    start: 2026-12-30T00:00:00\n"
+              "    end: 2027-01-04T00:00:00\n    threshold_factor: 0.5\n    notify: {mail: [boss@example.com], %s}\n")
+    cfg = write_config(tmp_path, calendar=CALENDAR_OK + period % "ding: ['13800000000']")
+    run = check("--config", str(cfg))
+    assert run.returncode == 0, run.stdout + run.stderr
+    cfg = write_config(tmp_path, calendar=CALENDAR_OK + period % "pager: ['42']")
+    run = check("--config", str(cfg))
+    assert run.returncode == 1, run.stdout + run.stderr
+    (line,) = run.stdout.splitlines()
+    assert str(tmp_path / "site-calendar.yaml") in line
+    assert "protection_periods.year-end.notify.pager: no channel 'pager' in the notify config" in line

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.collector.conftest import AGENT, CST, batch, counts, dump, registration, sample
+from tests.collector.conftest import AGENT, CST, HISTORY_DAYS, batch, counts, dump, registration, sample
 from tests.peers.collector import CollectorPeer, run_collector
 
 T0 = datetime(2026, 11, 26, 9, 0, 0, tzinfo=CST)
@@ -29,7 +29,7 @@ T0 = datetime(2026, 11, 26, 9, 0, 0, tzinfo=CST)
 
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPeer]:
-    with run_collector(Path(tmp_path_factory.mktemp("group"))) as p:
+    with run_collector(Path(tmp_path_factory.mktemp("group")), HISTORY_DAYS) as p:
         yield p
 
 

@@ -15,7 +15,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from tests.collector.conftest import AGENT, CST, batch, dump, registration, sample
+from tests.collector.conftest import AGENT, CST, HISTORY_DAYS, batch, dump, registration, sample
 from tests.peers import postgres
 from tests.peers.collector import CollectorPeer, run_collector
 from weibao.collector.state.db import MIGRATIONS, create_state_engine, migrate
@@ -33,7 +33,7 @@ def pg() -> Iterator[postgres.Postgres]:
 
 @pytest.fixture(scope="module")
 def pg_collector(tmp_path_factory: pytest.TempPathFactory, pg: postgres.Postgres) -> Iterator[CollectorPeer]:
-    with run_collector(Path(tmp_path_factory.mktemp("pgc")), {"state_url": pg.url}) as peer:
+    with run_collector(Path(tmp_path_factory.mktemp("pgc")), {"state_url": pg.url, **HISTORY_DAYS}) as peer:
         yield peer
 
 

@@ -11,13 +11,14 @@ from pathlib import Path
 from tests.collector.conftest import AGENT, batch, dump, registration, sample
 from tests.peers.collector import run_collector
 from weibao.collector.auth import Principal, Role
-from weibao.collector.config import CollectorConfig
+from weibao.collector.config import CollectorConfig, RetentionConfig
 from weibao.collector.http.app import create_app
 from weibao.core.wire import InventoryRegistration
 
 
 def test_prune_removes_only_what_is_past_retention(tmp_path: Path) -> None:
-    app = create_app(CollectorConfig(data_dir=tmp_path))
+    # a long retention for ingest, which refuses samples older than it; the pass below is given 30 days
+    app = create_app(CollectorConfig(data_dir=tmp_path, retention=RetentionConfig(raw_days=3650)))
     ctx = app.state.ctx
     ctx.registry.register(InventoryRegistration.model_validate(registration()))
     now = datetime.now(UTC)
@@ -59,12 +60,13 @@ def _rows(db: Path) -> dict[str, list[tuple[object, int]]]:
 
 def test_the_live_collector_prunes_on_its_own_schedule(tmp_path: Path) -> None:
     """A running collector whose retention pass runs every second: samples past ``raw_days`` and 5-minute
-    buckets past ``rollup_300_days`` go; recent samples, hourly buckets and batch ids stay."""
-    retention = {"raw_days": 1, "rollup_300_days": 2, "rollup_3600_days": 400, "prune_interval_s": 1}
+    buckets past ``rollup_300_days`` go; recent samples, hourly buckets and batch ids stay. Ingest refuses
+    samples already past ``raw_days``: the old ones are sent a few seconds before they pass it."""
+    retention = {"raw_days": 1, "rollup_300_days": 0.5, "rollup_3600_days": 400, "prune_interval_s": 1}
     with run_collector(tmp_path, {"retention": retention}) as peer:
         tok = peer.token(AGENT)
         now = datetime.now(UTC).replace(microsecond=0)
-        old, recent = now - timedelta(days=3), now - timedelta(minutes=1)
+        old, recent = now - timedelta(days=1) + timedelta(seconds=4), now - timedelta(minutes=1)
         doc = batch([sample("core-sw-1", "up", 1.0, old), sample("acc-sw-1", "up", 1.0, old),
                      sample("core-sw-1", "up", 1.0, recent)])
         with peer.client(tok) as c:
@@ -75,7 +77,7 @@ def test_the_live_collector_prunes_on_its_own_schedule(tmp_path: Path) -> None:
         db = peer.data_dir / "state.db"
         old_ms, recent_ms = int(old.timestamp() * 1000), int(recent.timestamp() * 1000)
         # the three samples arrived; the pass may already have taken the old ones, hence no count here
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         while any(t == old_ms for _, t in _rows(db)["raw"]):
             assert time.monotonic() < deadline, f"no retention pass removed the old samples:\n{peer.log()}"
             time.sleep(0.2)
@@ -86,7 +88,7 @@ def test_the_live_collector_prunes_on_its_own_schedule(tmp_path: Path) -> None:
     five_min, hour = 300_000, 3_600_000
     old_hour, recent_hour = old_ms - old_ms % hour, recent_ms - recent_ms % hour
     assert (300, recent_ms - recent_ms % five_min) in rows["rollups"]
-    assert not any(r == 300 and b < recent_ms - 2 * 86_400_000 for r, b in rows["rollups"])
+    assert not any(r == 300 and b < recent_ms - 86_400_000 // 2 for r, b in rows["rollups"])
     assert {(3600, old_hour), (3600, recent_hour)} <= set(rows["rollups"])
     assert rows["batches"] == [(doc["batch_id"], 0)]
     assert "retention: removed" in peer.log()

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import weibao.collector.reports.store  # declares the report tables on the shared Base
 import weibao.collector.tickets.store  # noqa: F401  (declares the ticket tables on the shared Base)
 from weibao.collector.notify import outbox  # noqa: F401  (declares the outbox table)
 from weibao.collector.state.db import create_state_engine, migrate

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.collector.conftest import AGENT, CST, batch, counts, dump, registration, sample
+from tests.collector.conftest import AGENT, CST, HISTORY_DAYS, batch, counts, dump, registration, sample
 from tests.peers import victoria
 from tests.peers.collector import CollectorPeer, run_collector
 
@@ -30,7 +30,8 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[victoria.Victoria]:
 @pytest.fixture(scope="module")
 def influx_collector(tmp_path_factory: pytest.TempPathFactory, vm: victoria.Victoria) -> Iterator[CollectorPeer]:
     cfg = {"tsdb": {"backend": "influxdb",
-                    "influxdb": {"url": vm.url, "org": "weibao", "bucket": "weibao", "token": "unused-by-vm"}}}
+                    "influxdb": {"url": vm.url, "org": "weibao", "bucket": "weibao", "token": "unused-by-vm"}},
+           **HISTORY_DAYS}
     with run_collector(Path(tmp_path_factory.mktemp("influx")), cfg) as peer:
         yield peer
 

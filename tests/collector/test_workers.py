@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.collector.conftest import AGENT, CST, batch, counts, dump, registration, sample
+from tests.collector.conftest import AGENT, CST, HISTORY_DAYS, batch, counts, dump, registration, sample
 from tests.peers.collector import CollectorPeer, run_collector
 
 T0 = datetime(2026, 11, 25, 11, 0, 0, tzinfo=CST)
@@ -18,7 +18,7 @@ T0 = datetime(2026, 11, 25, 11, 0, 0, tzinfo=CST)
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPeer]:
-    with run_collector(Path(tmp_path_factory.mktemp("workers")), {"workers": 2}) as peer:
+    with run_collector(Path(tmp_path_factory.mktemp("workers")), {"workers": 2, **HISTORY_DAYS}) as peer:
         yield peer
 
 

@@ -3,6 +3,7 @@ the simulated faults become tickets, and everything it started is gone afterward
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -73,6 +74,19 @@ def test_demo_report_tickets_and_cleanup(tmp_path: Path) -> None:
     assert len(shown) == 1, proc.stdout
     # the inspection report is on the console's reports shelf too
     assert (out / "data" / "reports" / reports[-1].name).is_file()
+
+    # the demo ends with this week's report of the site, next to the inspection report
+    weekly = {p.suffix: p for p in out.glob("weekly-*")}
+    assert set(weekly) == {".json", ".html", ".pdf", ".xlsx"}, list(out.iterdir())
+    doc = json.loads(weekly[".json"].read_text(encoding="utf-8"))
+    assert doc["kind"] == "weekly" and doc["has_data"] is True
+    assert {d["device"] for d in doc["devices"]} == set(names)
+    assert "dist-sw-2" in {t["device"] for t in doc["tickets"]["items"]}
+    page = weekly[".html"].read_text(encoding="utf-8")
+    assert "Weekly Maintenance Report" in page
+    for secret in secrets:
+        assert secret not in page and secret not in weekly[".json"].read_text(encoding="utf-8")
+    assert weekly[".pdf"].read_bytes().startswith(b"%PDF")
     assert_released(simulated_endpoints(out / "inventory.yaml"))
 
 

@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import socket
-import stat
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,12 +28,14 @@ from typing import Any
 from weibao.agent.inventory import Inventory, load_inventory
 from weibao.agent.runner import poll_once
 from weibao.agent.scheduler import Job, Scheduler, plan_jobs
-from weibao.agent.shipper import Shipper, ShipperConfig, Sink
+from weibao.agent.shipper import Shipper, ShipperConfig, Sink, collector_urls
 from weibao.agent.spool import SPOOL_FILE, Spool, SpoolLimits, SpoolStats
 from weibao.agent.state import StateStore
 from weibao.agent.traps import TrapReceiver
 from weibao.core.errors import ConfigError, Problem
+from weibao.core.files import read_token_file
 from weibao.core.model import Event, Sample
+from weibao.core.transport import check_collector_url, client_tls
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +61,27 @@ class AgentConfig:
     final_ship_s: float = 5.0
     backoff_max_s: float = 60.0
     request_timeout_s: float = 30.0
+    # https://: the collector's certificate is verified against ca_file (else the system's trust store);
+    # client_cert/client_key for mutual TLS. http:// beyond loopback only with allow_insecure_http.
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    allow_insecure_http: bool = False
 
-
-def read_token(path: Path) -> str:
-    """The collector token; refused if the file is readable by group or others, or empty."""
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read the token file: {exc.strerror}")]) from exc
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise ConfigError([Problem(str(path), None, "", f"the token file is readable by others (mode "
-                                   f"{stat.S_IMODE(st.st_mode):04o}); make it 0600")])
-    token = path.read_text(encoding="utf-8").strip()
-    if not token or any(c.isspace() for c in token):
-        raise ConfigError([Problem(str(path), None, "", "the token file must hold one token on one line")])
-    return token
+    def tls(self) -> ssl.SSLContext | None:
+        """The client TLS context for an https:// collector (None for http://); ConfigError when the URL
+        may not carry the token or a TLS file cannot be used."""
+        try:
+            urls = collector_urls(self.collector)
+        except ValueError as exc:
+            raise ConfigError([Problem("<command line>", None, "--collector", str(exc))]) from exc
+        for url in urls:  # several replicas: each URL must be fit to carry the token
+            check_collector_url(url, allow_insecure_http=self.allow_insecure_http)
+        if not any(url.lower().startswith("https://") for url in urls):
+            if self.ca_file or self.client_cert or self.client_key:
+                log.warning("--ca-file, --client-cert and --client-key apply to an https:// collector only")
+            return None
+        return client_tls(ca_file=self.ca_file, cert_file=self.client_cert, key_file=self.client_key)
 
 
 def default_agent_name() -> str:
@@ -89,7 +97,8 @@ class AgentDaemon:
     spool, retries and dead letters stay the same.
     """
 
-    def __init__(self, config: AgentConfig, inventory: Inventory, token: str, *, sink: Sink | None = None) -> None:
+    def __init__(self, config: AgentConfig, inventory: Inventory, token: str, *, sink: Sink | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.config = config
         self.inventory = inventory
         config.data.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -97,7 +106,8 @@ class AgentDaemon:
         self.state = StateStore.in_dir(config.data)
         self.shipper = Shipper(self.spool, ShipperConfig(
             url=config.collector, agent=config.agent_name, batch_items=config.batch_items,
-            backoff_max_s=config.backoff_max_s, request_timeout_s=config.request_timeout_s), token, sink=sink)
+            backoff_max_s=config.backoff_max_s, request_timeout_s=config.request_timeout_s), token, sink=sink,
+            tls=tls)
         self.scheduler = Scheduler(self._run_job, max_parallel=config.max_parallel)
         self.traps: TrapReceiver | None = None
         self._trap_queue: asyncio.Queue[Event] = asyncio.Queue(TRAP_QUEUE_MAX)
@@ -200,7 +210,7 @@ class AgentDaemon:
             "agent": self.config.agent_name, "collector": self.config.collector,
             "inventory": str(self.config.inventory), "devices": len(self.inventory.devices),
             "jobs": {n: s.as_dict() for n, s in self.scheduler.stats().items()},
-            "traps": None if self.traps is None else self.traps.counters.as_dict(),
+            "traps": None if self.traps is None else self.traps.snapshot(),
             "last_reload": self._last_reload,
         }
 
@@ -339,15 +349,16 @@ def render_metrics(stats: SpoolStats, status: dict[str, Any]) -> str:
 def run_daemon(config: AgentConfig, *, on_ready: Callable[[AgentDaemon], None] | None = None) -> int:
     """Load the inventory and token, then run the agent until SIGTERM; returns the exit code."""
     try:
+        tls = config.tls()
         inventory = load_inventory(config.inventory)
-        token = read_token(config.token_file)
+        token = read_token_file(config.token_file)
     except ConfigError as exc:
         for p in exc.problems:
             log.error("%s", p)
         return 2
 
     async def main() -> int:
-        daemon = AgentDaemon(config, inventory, token)
+        daemon = AgentDaemon(config, inventory, token, tls=tls)
         if on_ready is not None:
             on_ready(daemon)
         return await daemon.run()

@@ -27,6 +27,11 @@ goes to the next, each at most once per request. A batch still leaves the spool 
 acknowledged it; a batch that reached the first collector before it failed is answered ``duplicate`` by the
 next (they share the batch ids), so nothing is stored twice.
 
+Transport security: over ``https://`` the collector's certificate is verified (a CA file or the system's
+trust store; mutual TLS with a client certificate when the collector asks for one); a certificate that
+is not trusted is logged as an error, never skipped. Plain ``http://`` carries the token only to this
+machine unless the operator allows more (``weibao.core.transport``).
+
 The transport is a ``Sink``: ``HttpSink`` (the default) posts to the collector's API; a collector in the
 same process (``weibao run``) provides its own sink that answers with the same statuses, so the outcomes
 above hold for both.
@@ -39,6 +44,7 @@ import email.utils
 import json
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -148,6 +154,16 @@ def _refused(exc: httpx.HTTPError) -> bool:
     return "refused" in str(exc).lower()
 
 
+def _untrusted(exc: httpx.HTTPError) -> bool:
+    """Whether the TLS handshake failed on the collector's certificate (not a network failure)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 def _reason(resp: httpx.Response) -> str:
     try:
         body = resp.json()
@@ -171,11 +187,12 @@ class HttpSink:
     several base URLs, fails over to the next (see the module docstring)."""
 
     def __init__(self, url: str, token: str, *, timeout_s: float = 30.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: the verifying context for an https:// collector (``weibao.core.transport.client_tls``)."""
         self.urls = collector_urls(url)
         self.current = 0  # index of the URL that answered last
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._client = client or httpx.AsyncClient(timeout=timeout_s, verify=tls if tls is not None else True)
         self._own_client = client is None
 
     async def _call(self, method: str, path: str, body: bytes) -> SendResult:
@@ -202,6 +219,8 @@ class HttpSink:
             resp = await self._client.request(method, f"{base}{path}", content=body, headers=headers)
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if _untrusted(exc):
+                detail += " (the collector's certificate is not trusted here: check --ca-file and its name)"
             return SendResult(None, detail, refused=_refused(exc))
         date = http_date(resp.headers.get("date"))
         if not resp.is_success:
@@ -229,10 +248,12 @@ class Shipper:
     """Moves batches from the spool to the collector (``sink``, by default its HTTP API) until stopped."""
 
     def __init__(self, spool: Spool, config: ShipperConfig, token: str,
-                 client: httpx.AsyncClient | None = None, *, sink: Sink | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, *, sink: Sink | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.spool = spool
         self.config = config
-        self.sink: Sink = sink or HttpSink(config.url, token, timeout_s=config.request_timeout_s, client=client)
+        self.sink: Sink = sink or HttpSink(config.url, token, timeout_s=config.request_timeout_s, client=client,
+                                           tls=tls)
         self._wake = asyncio.Event()
         self._registration: InventoryRegistration | None = None
         self._failures = 0
@@ -359,8 +380,10 @@ class Shipper:
                 delay = backoff_delay(self._failures, self.config.backoff_initial_s, cap)
                 self._failures += 1
                 if self._failures in (1, 5) or self._failures % 20 == 0:
-                    log.warning("collector unreachable or refusing (attempt %d): %s; next try in %.1f s",
-                                self._failures, self.last.detail, delay)
+                    # a certificate that is not trusted will not fix itself: a person must act
+                    level = logging.ERROR if "certificate is not trusted" in self.last.detail else logging.WARNING
+                    log.log(level, "collector unreachable or refusing (attempt %d): %s; next try in %.1f s",
+                            self._failures, self.last.detail, delay)
                 await self._wait(stop, delay, wakeable=False)
             else:
                 if self._failures:

@@ -1,9 +1,12 @@
 """SNMP trap receiver (v1, v2c, v3 over UDP): each trap becomes an Event(kind=TRAP) of the sending device.
 
 The device is found by the packet's source address (then, for v1, by the agent address inside the
-trap). A trap from an address that is no device of the inventory is logged and counted
-(``traps_unknown_source``) but not kept: the collector refuses events of devices it does not know, and
-one such event would make it refuse a whole batch.
+trap). A trap from an address that is no device of the inventory is counted (``traps_unknown_source``)
+but not kept: the collector refuses events of devices it does not know, and one such event would make it
+refuse a whole batch. A packet that cannot be read at all is counted (``traps_malformed``, see
+``trapguard``). Both are logged at most once a minute per source, without a traceback: the port is
+unauthenticated UDP, and what strangers send must not fill the disk. Where it listens (``--traps
+HOST:PORT``; every interface by default, as devices send from every network) is logged at start.
 
 Communities and v3 users come from the inventory's SNMP credentials. An SNMPv3 *trap* is secured with
 the sender's engine ID: a device whose ``snmp.engine_id`` the inventory gives has its user registered
@@ -33,7 +36,10 @@ from pysnmp.proto import rfc1902
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
 from weibao.agent.inventory import Device, SnmpCredential
+from weibao.agent.trapguard import PacketGuard, guarded_transport, normalise
 from weibao.core.model import Event, EventKind, utcnow
+from weibao.core.ratelog import Throttle
+from weibao.core.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +148,19 @@ def trap_data(varbinds: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 @dataclass(slots=True)
 class TrapCounters:
     received: int = 0
-    unknown_source: int = 0
+    unknown_source: int = 0   # readable, but from an address that is no device of the inventory
+    malformed: int = 0        # not readable as SNMP at all
     v3_engine_learned: int = 0
     errors: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {"traps_received": self.received, "traps_unknown_source": self.unknown_source,
-                "traps_v3_engine_learned": self.v3_engine_learned, "traps_errors": self.errors}
+                "traps_malformed": self.malformed, "traps_v3_engine_learned": self.v3_engine_learned,
+                "traps_errors": self.errors}
+
+    def count_malformed(self) -> None:
+        self.malformed += 1
 
 
 def _address_map(devices: Iterable[Device]) -> dict[str, str]:
@@ -160,16 +171,6 @@ def _address_map(devices: Iterable[Device]) -> dict[str, str]:
         except ValueError:
             continue  # host names are not resolved here: a trap source is always an address
     return out
-
-
-def _normalise(host: str) -> str:
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 class TrapReceiver:
@@ -193,6 +194,9 @@ class TrapReceiver:
         self._on_learn = on_learn
         self._devices = list(devices)
         self._by_address = _address_map(self._devices)
+        # what strangers send is logged per source at most once a minute (the counters count it all)
+        self._strangers = Throttle(log, logging.WARNING)
+        self._traps_log = Throttle(log, logging.INFO)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -206,7 +210,7 @@ class TrapReceiver:
         self._sock = sock
         self.port = sock.getsockname()[1]
         eng = engine.SnmpEngine()
-        transport = (udp6.Udp6AsyncioTransport() if family == socket.AF_INET6 else udp.UdpAsyncioTransport())
+        transport = guarded_transport(family, PacketGuard(self._strangers, self.counters.count_malformed))
         domain = udp6.DOMAIN_NAME if family == socket.AF_INET6 else udp.DOMAIN_NAME
         config.add_transport(eng, domain, transport.open_server_mode(sock=sock))
         self._engine = eng
@@ -214,6 +218,17 @@ class TrapReceiver:
         eng.observer.register_observer(self._on_sm_failure, "rfc3412.prepareDataElements:sm-failure")
         self._receiver = ntfrcv.NotificationReceiver(eng, self._on_trap)
         log.info("receiving SNMP traps on %s:%d", self.host, self.port)
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters, ``traps_malformed`` including what pysnmp itself dropped as unparsable
+        (snmpInASNParseErrs, snmpInBadVersions of its engine)."""
+        out = self.counters.as_dict()
+        if self._engine is not None:
+            builder = self._engine.get_mib_builder()
+            for name in ("snmpInASNParseErrs", "snmpInBadVersions"):
+                (counter,) = builder.import_symbols("__SNMPv2-MIB", name)
+                out["traps_malformed"] += int(counter.syntax)
+        return out
 
     def close(self) -> None:
         if self._receiver is not None and self._engine is not None:
@@ -278,7 +293,7 @@ class TrapReceiver:
                                        asn1Spec=UsmSecurityParameters())
             engine_id = bytes(params.getComponentByPosition(0))
             user = bytes(params.getComponentByPosition(3)).decode("utf-8", "replace")
-            source = _normalise(str(variables["transportAddress"][0]))
+            source = normalise(str(variables["transportAddress"][0]))
         except Exception:  # a malformed packet from the network is not our failure
             log.debug("undecodable SNMPv3 security parameters", exc_info=True)
             return
@@ -300,27 +315,27 @@ class TrapReceiver:
 
     def _on_trap(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
                  var_binds: Any, ctx: Any) -> None:
+        _, address = snmp_engine.message_dispatcher.get_transport_info(state_reference)
+        source = normalise(str(address[0]))
         try:
-            _, address = snmp_engine.message_dispatcher.get_transport_info(state_reference)
-            source = _normalise(str(address[0]))
-            pairs = [(str(oid), value) for oid, value in var_binds]
-            data = trap_data(pairs)
-        except Exception:
-            self.counters.errors += 1
-            log.exception("could not read a trap")
+            data = trap_data([(str(oid), value) for oid, value in var_binds])
+        except Exception as exc:  # decoded by pysnmp, yet not a trap we can read: the sender's doing
+            self.counters.malformed += 1
+            self._strangers(source, "dropped an unreadable trap from %s: %s", source, type(exc).__name__)
             return
         device = self._by_address.get(source)
         if device is None:
             agent_addr = data["varbinds"].get(SNMP_TRAP_ADDRESS)
             if isinstance(agent_addr, str):
-                device = self._by_address.get(_normalise(agent_addr))
+                device = self._by_address.get(normalise(agent_addr))
         if device is None:
             self.counters.unknown_source += 1
-            log.warning("trap %s from %s, which is no device of the inventory: not kept", data["trap"], source)
+            self._strangers(source, "trap %s from %s, which is no device of the inventory: not kept",
+                            printable(data["trap"]), source)
             return
         data["source"] = source
         self.counters.received += 1
-        log.info("trap %s from %s", data["trap"], device)
+        self._traps_log(device, "trap %s from %s", printable(data["trap"]), device)
         try:
             self._sink(Event(device=device, kind=EventKind.TRAP, ts=utcnow(), data=data))
         except Exception:

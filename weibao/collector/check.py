@@ -1,8 +1,10 @@
 """``weibao collector --check``: validate every file the collector loads at start, without starting it.
 
-Like ``nginx -t``: the collector configuration, the notification config with every channel, the
-working-calendar files, the contract (and inspection) rules and the maintenance windows are loaded with
-the same loaders the collector uses, and every problem is collected, not only the first. Nothing is
+Like ``nginx -t``: the collector configuration, the TLS certificate, key and client CA (readable, the key
+matching the certificate, not expired; a warning within 30 days of expiry), the notification config with
+every channel, the working-calendar files, the contract (and inspection) rules and the maintenance
+windows are loaded with the same loaders the collector uses, and every problem is collected, not only
+the first. Nothing is
 created, migrated, connected to or listened on: whether a database or a server accepts the settings can
 only be known when the collector starts.
 
@@ -24,8 +26,11 @@ from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from weibao.collector.config import CollectorConfig, ContractConfig, load_config
+from weibao.collector.notify.config import NotifyConfig
 from weibao.collector.state.db import state_url
+from weibao.collector.tls import check_tls_files
 from weibao.core.errors import ConfigError, Problem
+from weibao.core.text import printable
 from weibao.core.yamlsrc import Located, load_yaml
 
 T = TypeVar("T")
@@ -37,18 +42,26 @@ _SECRET_KEYS = frozenset({"password", "token", "secret", "url", "state_url", "he
 
 @dataclass
 class CheckReport:
-    """What ``check_collector`` found: every problem, and what was checked (for the summary line)."""
+    """What ``check_collector`` found: every problem, warnings (a certificate expiring soon), and what was
+    checked (for the summary line)."""
 
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    warnings: list[Problem] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One ``file:line: key: message`` line per problem, with every known secret value masked."""
+        return self._masked(self.problems)
+
+    def warning_lines(self) -> list[str]:
+        return self._masked(self.warnings)
+
+    def _masked(self, problems: list[Problem]) -> list[str]:
         masks = sorted((s for s in self.secrets if len(s) >= 3), key=len, reverse=True)
         out = []
-        for p in self.problems:
-            text = str(p)
+        for p in problems:
+            text = printable(p)
             for s in masks:
                 text = text.replace(s, "***")
             out.append(text)
@@ -152,9 +165,24 @@ def _check_storage(report: CheckReport, cfg: CollectorConfig, where: _Where, env
     report.problems.extend(p for p in found if p is not None)
 
 
+def _check_tls(report: CheckReport, cfg: CollectorConfig, where: _Where) -> None:
+    """The certificate files: readable, the key matching the certificate, in their validity period (a
+    warning within 30 days of the end), the key not readable by anyone."""
+    if cfg.tls is None:
+        return
+    found = check_tls_files(cfg.tls)
+    keys: dict[str, tuple[str | int, ...]] = {"tls": ("tls",), "tls.cert_file": ("tls", "cert_file"),
+                                              "tls.key_file": ("tls", "key_file"),
+                                              "tls.client_ca_file": ("tls", "client_ca_file")}
+    report.problems += [where.problem(keys[k], m) for k, m in found.problems]
+    report.warnings += [where.problem(keys[k], m) for k, m in found.warnings]
+    report.checked.append("TLS certificate and key" + (" and client CA" if cfg.tls.client_ca_file else ""))
+
+
 def _load_collector_config(report: CheckReport, path: Path | None, *, data_dir: Path | None,
-                           listen: str | None, workers: int | None) -> tuple[CollectorConfig | None,
-                                                                             ContractConfig | None, _Where]:
+                           listen: str | None, workers: int | None,
+                           tls: dict[str, Path] | None = None) -> tuple[CollectorConfig | None,
+                                                                        ContractConfig | None, _Where]:
     src = _attempt(report, path, lambda: load_yaml(path)) if path is not None else None
     if path is not None and src is None:
         return None, None, _Where(None)
@@ -162,7 +190,8 @@ def _load_collector_config(report: CheckReport, path: Path | None, *, data_dir: 
     if src is not None:
         report.secrets.update(_secret_values(src.data))
     before = len(report.problems)
-    cfg = _attempt(report, path or Path(COMMAND_LINE), lambda: load_config(path, data_dir=data_dir, listen=listen))
+    cfg = _attempt(report, path or Path(COMMAND_LINE),
+                   lambda: load_config(path, data_dir=data_dir, listen=listen, tls=tls))
     if cfg is not None and workers is not None:
         try:  # as run_collector does, then validated again: contract.enabled refuses several workers
             cfg = CollectorConfig.model_validate({**cfg.model_dump(), "workers": max(1, workers)})
@@ -184,7 +213,8 @@ def _load_collector_config(report: CheckReport, path: Path | None, *, data_dir: 
 
 
 def _check_contract_files(report: CheckReport, contract: ContractConfig, where: _Where,
-                          env: Mapping[str, str]) -> None:
+                          env: Mapping[str, str]) -> NotifyConfig | None:
+    """Every file the contract section names; returns the notify configuration when it loaded."""
     from weibao.collector.contract import load_calendar, load_contract_rules
     from weibao.collector.engine.setup import find_rules, load_maintenance_file
     from weibao.collector.notify.config import load_notify_config
@@ -209,9 +239,11 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
             site_ok = False
         elif _attempt(report, cal, partial(load_calendar, cal, base=None)) is None:
             site_ok = False
+    calendar = None
     if site_ok and contract.calendar:  # later files override earlier ones: the whole stack must hold too
-        _attempt(report, contract.calendar[-1], lambda: load_calendar(*contract.calendar))
+        calendar = _attempt(report, contract.calendar[-1], lambda: load_calendar(*contract.calendar))
 
+    notify: NotifyConfig | None = None
     if contract.notify is not None:
         notify_path = contract.notify
         if not notify_path.is_file():
@@ -230,6 +262,15 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
                             report.problems.append(nsrc.problem(
                                 ("channels", name, "ca_file"),
                                 f"cannot load CA file {channel.ca_file}: {getattr(exc, 'strerror', None) or exc}"))
+
+    if calendar is not None and (contract.notify is None or notify is not None):
+        channels = notify.channels if notify is not None else {}
+        for period in calendar.protection:
+            for ch in period.notify:
+                if ch not in channels:
+                    report.problems.append(Problem(str(contract.calendar[-1]), None,
+                                                   f"protection_periods.{period.name}.notify.{ch}",
+                                                   f"no channel {ch!r} in the notify config"))
 
     if contract.maintenance is not None:
         mpath = contract.maintenance
@@ -252,18 +293,38 @@ def _check_contract_files(report: CheckReport, contract: ContractConfig, where: 
     report.checked += [str(contract.notify)] if contract.notify is not None else []
     report.checked.append(f"{n} calendar file{'' if n == 1 else 's'}")
     report.checked += [str(p) for p in (rules_path, insp, contract.maintenance) if p is not None]
+    return notify
+
+
+def _check_reports(report: CheckReport, cfg: CollectorConfig, where: _Where, notify: NotifyConfig | None) -> None:
+    """``reports.channel`` must name an e-mail channel of the notify configuration."""
+    from weibao.collector.notify.config import EmailChannel
+
+    name = cfg.reports.channel
+    if name is None:
+        return
+    if cfg.contract.notify is None:
+        report.problems.append(where.problem(("reports", "channel"), f"names channel {name!r}, but contract.notify "
+                                             "(the file with the channels) is not set"))
+    elif notify is not None and not isinstance(notify.channels.get(name), EmailChannel):
+        found = ", ".join(n for n, c in notify.channels.items() if isinstance(c, EmailChannel)) or "none"
+        report.problems.append(where.problem(("reports", "channel"), f"{name!r} is not an e-mail channel of "
+                                             f"{cfg.contract.notify} (e-mail channels: {found})"))
 
 
 def check_collector(config: Path | None, *, data_dir: Path | None = None, listen: str | None = None,
-                    workers: int | None = None, env: Mapping[str, str] | None = None) -> CheckReport:
+                    workers: int | None = None, env: Mapping[str, str] | None = None,
+                    tls: dict[str, Path] | None = None) -> CheckReport:
     """Load and validate what ``weibao collector`` would load with these arguments; never raises ConfigError."""
     env = os.environ if env is None else env
     report = CheckReport()
     report.checked.append(str(config) if config is not None else "built-in defaults")
     cfg, contract, where = _load_collector_config(report, config, data_dir=data_dir, listen=listen,
-                                                  workers=workers)
+                                                  workers=workers, tls=tls)
     if cfg is not None:
         _check_storage(report, cfg, where, env)
-    if contract is not None:
-        _check_contract_files(report, contract, where, env)
+        _check_tls(report, cfg, where)
+    notify = _check_contract_files(report, contract, where, env) if contract is not None else None
+    if cfg is not None:
+        _check_reports(report, cfg, where, notify)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit
@@ -13,6 +14,8 @@ from weibao.core.errors import ConfigError, Problem
 from weibao.core.yamlsrc import load_yaml, pydantic_problems
 
 DEFAULT_LISTEN = "127.0.0.1:8470"
+# what the collector keeps at the top of its data directory: tightened to its owner at every start
+DATA_FILES = ("state.db", "state.db-wal", "state.db-shm", "samples.db", "samples.db-wal", "samples.db-shm", "run")
 
 
 class _Strict(BaseModel):
@@ -63,6 +66,35 @@ class LimitsConfig(_Strict):
     max_batch_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_batch_samples: int = Field(200_000, ge=1)
     max_batch_events: int = Field(20_000, ge=1)
+    # a sample or event dated further ahead of the collector's clock is refused (an agent's clock may
+    # run a little fast; a time far ahead would hide every later sample of its device); one older than
+    # retention.raw_days is refused too
+    max_future_s: float = Field(300.0, ge=0, le=86_400)
+
+
+class TlsConfig(_Strict):
+    """HTTPS for the API: the collector's certificate chain and key (PEM). With ``client_ca_file`` (mutual
+    TLS) an agent's token is only accepted with a client certificate from that CA naming the agent;
+    ``require_client_cert`` makes every client (engineers' tools too) present one."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    require_client_cert: bool = True
+
+
+class ConnectionsConfig(_Strict):
+    """What one client connection may hold: the server stays reachable whatever strangers open."""
+
+    # at most this many connections (also kept below the open-file limit); past it, the longest idle
+    # connection is closed for the new one, or the new one is when none is idle
+    max_connections: int = Field(1000, ge=8, le=1_000_000)
+    # from accepting a connection (TLS handshake included) to the end of a request's headers
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    # between requests on a kept-alive connection
+    idle_timeout_s: float = Field(15.0, gt=0, le=3600)
+    # from the end of a request's headers to the end of its body
+    body_timeout_s: float = Field(120.0, gt=0, le=3600)
 
 
 class ContractConfig(_Strict):
@@ -154,6 +186,33 @@ class ConsoleConfig(_Strict):
         if self.base_url is None:
             return None
         return f"{self.base_url.rstrip('/')}/tickets/{quote(ticket_id, safe='')}"
+ReportJob = Literal["daily", "weekly", "monthly", "quarterly", "annual", "fault"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ReportFormat = Literal["html", "pdf", "xlsx", "json"]
+_ALL_JOBS: tuple[ReportJob, ...] = ("daily", "weekly", "monthly", "quarterly", "annual", "fault")
+_ALL_FORMATS: tuple[ReportFormat, ...] = ("html", "pdf", "xlsx", "json")
+
+
+class ReportsConfig(_Strict):
+    """Scheduled reports (contract time, Asia/Shanghai), run where the contract engine runs, and mailed."""
+
+    enabled: bool = True
+    jobs: list[ReportJob] = Field(default_factory=lambda: list(_ALL_JOBS))
+    daily_at: time = time(8, 0)  # the daily inspection, from the stored data
+    weekly_day: Weekday = "fri"  # the running week's report (Monday-Sunday)
+    weekly_at: time = time(17, 0)
+    # monthly, quarterly and annual reports of the period just ended, on the first day after it
+    periodic_at: time = time(8, 0)
+    lang: Literal["zh", "en"] = "zh"
+    formats: list[ReportFormat] = Field(default_factory=lambda: list(_ALL_FORMATS), min_length=1)
+    # the e-mail channel of the notify config that sends them, and to whom (default: the channel's list)
+    channel: str | None = None
+    to: list[str] = Field(default_factory=list)
+    retry_s: float = Field(300.0, ge=1, le=86400)
+    max_attempts: int = Field(12, ge=1, le=1000)
+    # after a restart, runs missed up to this long ago are made up
+    catch_up_days: int = Field(40, ge=0, le=400)
+    check_interval_s: float = Field(30.0, ge=0.1, le=3600)
 
 
 class CollectorConfig(_Strict):
@@ -168,6 +227,9 @@ class CollectorConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     contract: ContractConfig = ContractConfig()
     console: ConsoleConfig = ConsoleConfig()
+    tls: TlsConfig | None = None
+    connections: ConnectionsConfig = ConnectionsConfig()
+    reports: ReportsConfig = ReportsConfig()
     ha: HaConfig = HaConfig()
 
     @model_validator(mode="after")
@@ -220,8 +282,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def load_config(path: Path | None, *, data_dir: Path | None = None, listen: str | None = None) -> CollectorConfig:
-    """The configuration from ``path`` (or defaults), with command-line values winning over the file."""
+def load_config(path: Path | None, *, data_dir: Path | None = None, listen: str | None = None,
+                tls: dict[str, Path] | None = None) -> CollectorConfig:
+    """The configuration from ``path`` (or defaults), with command-line values winning over the file
+    (``tls``: keys of the ``tls`` section given as flags)."""
     data: dict[str, object] = {}
     src = None
     if path is not None:
@@ -233,6 +297,9 @@ def load_config(path: Path | None, *, data_dir: Path | None = None, listen: str 
         data["data_dir"] = str(data_dir)
     if listen is not None:
         data["listen"] = listen
+    if tls:
+        section = data.get("tls")
+        data["tls"] = {**(section if isinstance(section, dict) else {}), **{k: str(v) for k, v in tls.items()}}
     try:
         cfg = CollectorConfig.model_validate(data)
         parse_listen(cfg.listen)

@@ -1,7 +1,11 @@
 """Ingest of one batch: validate, refuse with the reason named, apply whole or not at all, once per id.
 
 Order of the checks: token (401/403) and size (413) in the HTTP route before the body is parsed; here the
-JSON (400), the fields (422, each problem naming its field), the devices (422 naming the unknown ones).
+JSON (400), the fields (422, each problem naming its field), the times (422 naming each sample or event
+dated more than ``limits.max_future_s`` ahead of the collector's clock or older than the raw retention),
+the devices (422 naming the unknown ones, 403 naming those of another agent), and a batch id seen
+before with another body (409: a resend is byte-identical, so another body under a known id is a bug or
+an attack; the identical resend answers 200 "duplicate").
 A body of the usual shape is parsed by ``weibao.core.wire.parse_batch_fast``; any other body, valid or not, by
 the pydantic model, so refusals and their messages come from pydantic alone.
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import json
 import logging
 import sqlite3
@@ -37,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -49,8 +55,9 @@ from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
 from weibao.collector.state.models import Batch, EventRow
 from weibao.collector.storage import PreparedSamples, SampleStore, SeriesKey
-from weibao.collector.validate import MAX_PROBLEMS, parse
-from weibao.core.timeutil import now_ms, to_ms
+from weibao.collector.validate import MAX_PROBLEMS, invalid, parse
+from weibao.core.ratelog import Throttle
+from weibao.core.timeutil import from_ms, now_ms, to_ms
 from weibao.core.wire import IngestBatch, parse_batch_fast
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,7 @@ class _Pending:
     bid: str
     prepared: PreparedSamples
     rows: list[tuple[Any, ...]] | None
+    digest: str | None
     outcome: Outcome | None = None
     error: BaseException | None = None
     done: bool = False
@@ -104,11 +112,13 @@ class Ingestor:
     """Applies batches to the state store and the raw-sample store."""
 
     def __init__(self, engine: Engine, store: SampleStore, registry: Registry, limits: LimitsConfig,
-                 metrics: IngestMetrics, write_lock: FileLock | None = None) -> None:
+                 metrics: IngestMetrics, write_lock: FileLock | None = None, *, raw_days: float = 30.0) -> None:
         self.engine = engine
         self.store = store
         self.registry = registry
         self.limits = limits
+        self.raw_days = raw_days  # the raw retention: older samples would be pruned at once
+        self._conflicts = Throttle(log)  # one line a minute per agent, however many it sends
         self.metrics = metrics
         # SQLite has one writer at a time: waiting on a lock wakes at once, SQLite's busy handler sleeps
         self.write_lock = write_lock
@@ -130,7 +140,10 @@ class Ingestor:
         """The batch, and each sample's time in ms when the fast parse could tell it."""
         if len(body) > self.limits.max_batch_bytes:
             raise Refused(413, "too_large", f"batch of {len(body)} bytes exceeds {self.limits.max_batch_bytes}")
-        fast = parse_batch_fast(body)
+        try:
+            fast = parse_batch_fast(body)
+        except ValidationError as exc:  # an invalid event, named by the model
+            raise invalid(exc) from exc
         ts_ms: list[int] | None = None
         if fast is None:
             batch: IngestBatch = parse(body, IngestBatch)
@@ -141,13 +154,37 @@ class Ingestor:
                           f"events exceeds {self.limits.max_batch_samples} / {self.limits.max_batch_events}")
         if principal.role != Role.AGENT or batch.agent != principal.name:
             raise Refused(403, "wrong_agent", f"this token may not send batches for agent {batch.agent!r}")
-        names = {s["device"] for s in batch.samples} | {e["device"] for e in batch.events}
-        unknown = self.registry.unknown(names)
-        if unknown:
-            shown = ", ".join(unknown[:MAX_PROBLEMS]) + (" ..." if len(unknown) > MAX_PROBLEMS else "")
-            raise Refused(422, "unknown_device", f"unknown device(s), not registered by any agent: {shown}",
-                          [{"field": "device", "message": f"unknown device {n!r}"} for n in unknown[:MAX_PROBLEMS]])
+        if ts_ms is None:
+            ts_ms = [to_ms(s["ts"]) for s in batch.samples]
+        self._check_times(batch, ts_ms)
+        self.registry.check(batch.agent, {s["device"] for s in batch.samples} | {e["device"] for e in batch.events})
         return batch, ts_ms
+
+    def _check_times(self, batch: IngestBatch, ts_ms: list[int]) -> None:
+        """422 naming each sample and event dated too far ahead of our clock or past the raw retention.
+
+        A time far ahead would stand as the device's newest reading, and every later one at the real time
+        would look older than it; a time from before retention would be pruned at once. Every time that
+        passes is also one the calendar can show in any time zone."""
+        now = now_ms()
+        lo = now - int(self.raw_days * 86_400_000)
+        hi = now + int(self.limits.max_future_s * 1000)
+        event_ms = [to_ms(e["ts"]) for e in batch.events]
+        if (not ts_ms or (min(ts_ms) >= lo and max(ts_ms) <= hi)) and all(lo <= ms <= hi for ms in event_ms):
+            return
+        problems: list[dict[str, str]] = []
+        for what, times in (("samples", ts_ms), ("events", event_ms)):
+            for i, ms in enumerate(times):
+                if ms > hi:
+                    problems.append({"field": f"{what}.{i}.ts", "message": f"more than "
+                                     f"{self.limits.max_future_s:g} s ahead of the collector's clock (check the "
+                                     "agent's time synchronisation)"})
+                elif ms < lo:
+                    problems.append({"field": f"{what}.{i}.ts",
+                                     "message": f"older than the raw retention ({self.raw_days:g} days)"})
+        shown = problems[:MAX_PROBLEMS]
+        raise Refused(422, "bad_time", f"{len(problems)} sample(s)/event(s) out of the accepted time range: "
+                      + ", ".join(p["field"] for p in shown), shown)
 
     # --- apply ----------------------------------------------------------------------------------
 
@@ -182,14 +219,31 @@ class Ingestor:
         return PreparedSamples(series=series, labels=labels, count=len(batch.samples))
 
     def seen(self, batch_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(Batch.batch_id).where(Batch.batch_id == batch_id)).first() is not None
+        return self._stored(batch_id) is not None
 
-    def apply(self, batch: IngestBatch, ts_ms: list[int] | None = None) -> Outcome:
+    def _stored(self, batch_id: str) -> tuple[str | None, int] | None:
+        """(body digest, received ms) of a batch id already applied; None when it is new."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Batch.digest, Batch.received_ms).where(Batch.batch_id == batch_id)).first()
+        return None if row is None else (row.digest, row.received_ms)
+
+    def _again(self, batch: IngestBatch, bid: str, digest: str | None,
+               stored: tuple[str | None, int]) -> Outcome:
+        """The answer to a batch id applied before: a duplicate when the body is the same, else 409."""
+        first, received_ms = stored
+        if digest is not None and first is not None and digest != first:
+            self._conflicts(batch.agent, "agent %s reused batch id %s (first received %s) with different "
+                            "contents: refused", batch.agent, bid, from_ms(received_ms).isoformat(timespec="seconds"))
+            raise Refused(409, "batch_conflict", f"batch {bid} was received before with different contents; a "
+                          "resend must be identical (new data needs a new batch id)")
+        return Outcome(bid, True, len(batch.samples), len(batch.events))
+
+    def apply(self, batch: IngestBatch, ts_ms: list[int] | None = None, digest: str | None = None) -> Outcome:
+        """Store ``batch`` once; ``digest`` (of its request body) tells a resend from a reused id."""
         bid = str(batch.batch_id)
-        n_s, n_e = len(batch.samples), len(batch.events)
-        if self.seen(bid):
-            return Outcome(bid, True, n_s, n_e)
+        stored = self._stored(bid)
+        if stored is not None:
+            return self._again(batch, bid, digest, stored)
         prepared = self.prepare(batch, ts_ms)
         # rows built here, before the write lock, cost no other worker any waiting: the rollup rows
         # when every series already has its id, the raw store's rows likewise
@@ -209,7 +263,7 @@ class Ingestor:
                 if refused is None:
                     raise
                 raise refused from exc
-        pending = _Pending(batch, bid, prepared, rows)
+        pending = _Pending(batch, bid, prepared, rows, digest)
         with self._queue_lock:
             self._queue.append(pending)
         with self._committer:
@@ -244,7 +298,7 @@ class Ingestor:
             with lock:
                 if len(group) == 1:
                     p = group[0]
-                    p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows)
+                    p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows, p.digest)
                 else:
                     self._apply_group(group, merged)
         except Exception as exc:  # every member of a failed group gets the failure
@@ -272,7 +326,8 @@ class Ingestor:
                 # first statement: opens the write transaction (see _apply)
                 conn.execute(insert(Batch), [
                     {"batch_id": p.bid, "agent": p.batch.agent, "received_ms": received,
-                     "samples": len(p.batch.samples), "events": len(p.batch.events)} for p in members])
+                     "samples": len(p.batch.samples), "events": len(p.batch.events), "digest": p.digest}
+                    for p in members])
                 parts: list[list[tuple[Any, ...]]] = []
                 for p in members:
                     rows = p.rows
@@ -293,7 +348,10 @@ class Ingestor:
             # a batch id committed meanwhile by another process: nothing of the group was kept
             for p in members:
                 p.afters.clear()
-                p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows)
+                try:
+                    p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows, p.digest)
+                except Refused as exc:  # that id came with another body: this member alone is refused
+                    p.error = exc
         else:
             self.metrics.committed()
             for publish in publishes:
@@ -301,13 +359,22 @@ class Ingestor:
             for p in members:
                 p.outcome = Outcome(p.bid, False, len(p.batch.samples), len(p.batch.events))
         for p in group:
-            if p.outcome is None:  # a twin of a member
+            if p.outcome is None and p.error is None:  # a twin of a member: a duplicate, or 409 if it differs
                 first = firsts[p.bid]
-                assert first.outcome is not None
-                p.outcome = Outcome(p.bid, True, first.outcome.samples, first.outcome.events)
+                try:
+                    if first.outcome is not None:  # the first's body is the one stored
+                        p.outcome = self._again(p.batch, p.bid, p.digest, (first.digest, received))
+                        continue
+                    stored = self._stored(p.bid)  # the first was refused: compare with what is stored
+                    if stored is None:
+                        assert first.error is not None
+                        raise first.error
+                    p.outcome = self._again(p.batch, p.bid, p.digest, stored)
+                except Refused as exc:
+                    p.error = exc
 
     def _apply(self, batch: IngestBatch, bid: str, prepared: PreparedSamples,
-               rows: list[tuple[Any, ...]] | None) -> Outcome:
+               rows: list[tuple[Any, ...]] | None, digest: str | None) -> Outcome:
         received = now_ms()
         after: Callable[[], None] | None = None
         n_s, n_e = len(batch.samples), len(batch.events)
@@ -317,7 +384,8 @@ class Ingestor:
                     # first statement: in SQLite it opens the write transaction; in PostgreSQL a concurrent
                     # twin of this batch waits here on the primary key and then fails as a duplicate
                     conn.execute(insert(Batch).values(
-                        batch_id=bid, agent=batch.agent, received_ms=received, samples=n_s, events=n_e))
+                        batch_id=bid, agent=batch.agent, received_ms=received, samples=n_s, events=n_e,
+                        digest=digest))
                     publish = _nothing
                     if rows is None:
                         ids, publish = self.series_ids.resolve(conn, prepared.series)
@@ -330,8 +398,9 @@ class Ingestor:
                     if self.feed is not None:
                         self.feed(conn, [batch])
             except IntegrityError:
-                if self.seen(bid):
-                    return Outcome(bid, True, n_s, n_e)
+                stored = self._stored(bid)
+                if stored is not None:
+                    return self._again(batch, bid, digest, stored)
                 raise
         self.metrics.committed()
         publish()
@@ -347,7 +416,7 @@ class Ingestor:
         gc.disable()
         try:
             batch, ts_ms = self._check(principal, body)
-            outcome = self.apply(batch, ts_ms)
+            outcome = self.apply(batch, ts_ms, hashlib.sha256(body).hexdigest())
         finally:
             if collecting:
                 gc.enable()

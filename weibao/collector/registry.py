@@ -1,48 +1,135 @@
-"""Devices the collector knows: registered by agents (PUT /api/v1/inventory) and listed with their state."""
+"""Devices the collector knows, and which agent each belongs to: registration, ownership, moves, states.
+
+A device belongs to the agent that registered it first (PUT /api/v1/inventory). Another agent's
+registration of it, or its samples and events, are refused with 403 naming the device: a token that
+leaks cannot re-register the client's devices with another site, kind or contract category, nor feed
+them samples. A device no longer listed by its agent becomes inactive but stays its own. Moving it to
+another agent is an explicit admin action (``weibao devices move``, ``move``): recorded in
+``device_moves`` with who did it, and logged by every collector that notices it.
+
+Ingest asks ``check`` for every batch. Owners are cached per process; the newest ``device_moves`` id
+(one index lookup per batch) says when the cache is stale, so a move made by another process (the CLI,
+another worker or collector) takes effect at the next batch.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from weibao.collector import rollup
-from weibao.collector.state.models import Device
+from weibao.collector.errors import Refused
+from weibao.collector.state.models import Device, DeviceMove
+from weibao.collector.validate import MAX_PROBLEMS
 from weibao.core.timeutil import from_ms, now_ms
 from weibao.core.wire import InventoryRegistration
+
+log = logging.getLogger(__name__)
 
 # label-less metrics shown with each device in GET /api/v1/devices
 KEY_METRICS = ("up", "icmp.rtt_ms", "icmp.loss_pct", "snmp.up", "ssh.up", "cpu.util_pct", "mem.util_pct",
                "sys.uptime_s", "ups.on_battery", "ups.battery_charge_pct", "ups.runtime_min")
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One device handed from one agent to another by an admin."""
+
+    id: int
+    device: str
+    from_agent: str
+    to_agent: str
+    actor: str
+    at_ms: int
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:MAX_PROBLEMS]) + (" ..." if len(names) > MAX_PROBLEMS else "")
+
+
+def foreign(devices: dict[str, str], agent: str, what: str) -> Refused:
+    """403 for ``devices`` (name -> owning agent) that ``agent`` may not send ``what`` for."""
+    names = sorted(devices)
+    owners = sorted(set(devices.values()))
+    return Refused(403, "foreign_device",
+                   f"device(s) {_shown(names)} belong to agent(s) {', '.join(owners[:5])}, not {agent}: this "
+                   f"token may not send {what} for them (an admin moves a device with 'weibao devices move')",
+                   [{"field": "device", "message": f"{n!r} belongs to agent {devices[n]!r}"}
+                    for n in names[:MAX_PROBLEMS]])
+
+
 class Registry:
-    """Device registration plus an in-memory set of known names (ingest asks it for every batch)."""
+    """Registration and ownership, with a per-process cache of owners (see the module docstring)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         with engine.connect() as conn:
-            self._known: set[str] = set(conn.execute(select(Device.name)).scalars())
+            self._owner: dict[str, str] = {r.name: r.agent for r in conn.execute(select(Device.name, Device.agent))}
+            self._moves = self._last_move(conn)
+
+    @staticmethod
+    def _last_move(conn: Connection) -> int:
+        return int(conn.execute(select(func.max(DeviceMove.id))).scalar() or 0)
+
+    def _refresh(self) -> None:
+        """Forget cached owners when a move was recorded since they were read (and log the moves)."""
+        with self.engine.connect() as conn:
+            last = self._last_move(conn)
+            if last == self._moves:
+                return
+            moves = conn.execute(select(DeviceMove.device, DeviceMove.from_agent, DeviceMove.to_agent,
+                                        DeviceMove.actor).where(DeviceMove.id > self._moves)
+                                 .order_by(DeviceMove.id)).all()
+        with self._lock:
+            if last <= self._moves:
+                return
+            for m in moves:
+                log.warning("device %s now belongs to agent %s (moved from %s by %s)", m.device, m.to_agent,
+                            m.from_agent, m.actor)
+                self._owner.pop(m.device, None)
+            self._moves = last
+
+    def owners(self, names: Iterable[str]) -> dict[str, str]:
+        """name -> owning agent for the registered ones among ``names``."""
+        self._refresh()
+        wanted = set(names)
+        cache = self._owner
+        missing = wanted - cache.keys()
+        if missing:
+            with self.engine.connect() as conn:
+                found = {r.name: r.agent for r in conn.execute(select(Device.name, Device.agent)
+                                                               .where(Device.name.in_(missing)))}
+            with self._lock:
+                cache.update(found)
+        return {n: cache[n] for n in wanted if n in cache}
 
     def unknown(self, names: set[str]) -> list[str]:
-        """The names that no agent has registered (asking the store for names not seen by this process)."""
-        missing = names - self._known
-        if not missing:
-            return []
-        with self.engine.connect() as conn:
-            found = set(conn.execute(select(Device.name).where(Device.name.in_(missing))).scalars())
-        with self._lock:
-            self._known |= found
-        return sorted(missing - found)
+        """The names that no agent has registered."""
+        return sorted(names - self.owners(names).keys())
+
+    def check(self, agent: str, names: set[str]) -> None:
+        """Refuse (422 unknown, 403 another agent's) unless every device of ``names`` belongs to ``agent``."""
+        owners = self.owners(names)
+        unknown = sorted(names - owners.keys())
+        if unknown:
+            raise Refused(422, "unknown_device", f"unknown device(s), not registered by any agent: {_shown(unknown)}",
+                          [{"field": "device", "message": f"unknown device {n!r}"} for n in unknown[:MAX_PROBLEMS]])
+        others = {n: a for n, a in owners.items() if a != agent}
+        if others:
+            raise foreign(others, agent, "samples or events")
 
     def register(self, reg: InventoryRegistration) -> dict[str, int]:
         """Create or update every device of ``reg``; devices the agent no longer lists become inactive
-        (kept: their history still counts in reports)."""
+        (kept: their history still counts in reports). Refused (403, nothing changed) when any device
+        belongs to another agent."""
         now = now_ms()
         rows = [{"name": d.name, "site": reg.site, "agent": reg.agent, "kind": str(d.kind),
                  "category": str(d.category), "depends_on": d.depends_on,
@@ -56,15 +143,52 @@ class Registry:
                 ins = (postgresql.insert(Device) if conn.dialect.name == "postgresql"
                        else sqlite.insert(Device))
                 keep = ("registered_ms",)
+                # another agent's row is never overwritten, even by a registration racing this check
                 conn.execute(ins.on_conflict_do_update(
                     index_elements=["name"],
-                    set_={c: ins.excluded[c] for c in rows[0] if c not in keep and c != "name"}), rows)
+                    set_={c: ins.excluded[c] for c in rows[0] if c not in keep and c != "name"},
+                    where=Device.agent == ins.excluded.agent), rows)
+                others = self._foreign_rows(conn, reg.agent, names)
+                if others:  # raised inside the transaction: nothing of this registration is kept
+                    raise foreign(others, reg.agent, "a registration")
             retired = conn.execute(update(Device).where(Device.agent == reg.agent, Device.name.not_in(names),
                                                         Device.active.is_(True))
                                    .values(active=False, updated_ms=now)).rowcount
         with self._lock:
-            self._known |= set(names)
+            self._owner.update(dict.fromkeys(names, reg.agent))
         return {"registered": len(rows), "retired": int(retired or 0)}
+
+    @staticmethod
+    def _foreign_rows(conn: Connection, agent: str, names: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for i in range(0, len(names), 10_000):  # bounded statement size
+            chunk = names[i:i + 10_000]
+            out.update({r.name: r.agent for r in conn.execute(select(Device.name, Device.agent)
+                                                              .where(Device.name.in_(chunk), Device.agent != agent))})
+        return out
+
+    def move(self, device: str, to_agent: str, *, actor: str) -> Move:
+        """Hand ``device`` to ``to_agent`` (an admin's decision, recorded with ``actor``). The device stays
+        inactive until its new agent registers it. KeyError when no agent registered it."""
+        now = now_ms()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(Device.agent).where(Device.name == device).with_for_update()).first()
+            if row is None:
+                raise KeyError(device)
+            conn.execute(update(Device).where(Device.name == device)
+                         .values(agent=to_agent, active=False, updated_ms=now))
+            move_id = conn.execute(insert(DeviceMove).values(
+                device=device, from_agent=row.agent, to_agent=to_agent, actor=actor, at_ms=now)
+                .returning(DeviceMove.id)).scalar_one()
+        log.warning("device %s moved from agent %s to agent %s by %s", device, row.agent, to_agent, actor)
+        return Move(int(move_id), device, row.agent, to_agent, actor, now)
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every registered device with its agent (for the admin CLI)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Device.name, Device.agent, Device.site, Device.kind, Device.category,
+                                       Device.active, Device.updated_ms).order_by(Device.name)).all()
+        return [dict(r._mapping) for r in rows]
 
     def states(self, metrics: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Every device with its last sample time, ``up`` and the newest value of the key metrics.

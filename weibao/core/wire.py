@@ -19,18 +19,18 @@ from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     with_config,
 )
 from typing_extensions import TypedDict
 
-from weibao.core.inventory import Category, Kind
+from weibao.core.inventory import DEVICE_NAME, Category, Kind
 from weibao.core.model import Event, EventKind, Sample
 from weibao.core.timeutil import to_ms
 
@@ -58,7 +58,8 @@ def http_date(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
 
-DeviceName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# the inventory loader's rule (core.inventory): no control character, no space, nothing a terminal misreads
+DeviceName = Annotated[str, StringConstraints(pattern=DEVICE_NAME.pattern)]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", max_length=128)]
 LabelKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
@@ -70,6 +71,46 @@ _SECRET_KEYS = frozenset({"credential", "community", "password", "auth_key", "pr
 
 
 _EDGE = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+# an event's ``data`` (trap varbinds, a configuration diff): bounded so that no body can exhaust the
+# collector's stack or memory; the agent's own events stay well inside (a diff is cut to DIFF_MAX_CHARS)
+EVENT_DATA_MAX_DEPTH = 8
+EVENT_DATA_MAX_BYTES = 1024 * 1024
+DIFF_MAX_CHARS = 512 * 1024
+
+
+def event_data_problem(data: Any) -> str | None:
+    """Why ``data`` cannot be an event's data (nested deeper than EVENT_DATA_MAX_DEPTH containers, or larger
+    than EVENT_DATA_MAX_BYTES as JSON), else None. Iterative: any depth is measured without recursion."""
+    size = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > EVENT_DATA_MAX_DEPTH:
+                return f"nested deeper than {EVENT_DATA_MAX_DEPTH} levels"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, inner in items:
+                size += len(key) + 4 if isinstance(key, str) else 1
+                stack.append((inner, depth + 1))
+            size += 2
+        elif isinstance(value, str):
+            size += len(value) + 2
+        else:
+            size += 8
+        if size > EVENT_DATA_MAX_BYTES:
+            return f"larger than {EVENT_DATA_MAX_BYTES} bytes"
+    return None
+
+
+def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
+    problem = event_data_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
+    return data
+
+
+EventData = Annotated[dict[str, Any], AfterValidator(_bounded_data)]
 
 
 class _Edge(BaseModel):
@@ -92,7 +133,7 @@ class WireEvent(TypedDict):
     device: DeviceName
     kind: EventKind
     ts: AwareDatetime
-    data: NotRequired[dict[str, Any]]
+    data: NotRequired[EventData]
 
 
 class IngestBatch(_Edge):
@@ -208,6 +249,7 @@ def wire_to_event(w: WireEvent) -> Event:
 # is left to pydantic, which stays the validator of record and names the field of every problem.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}").fullmatch
 _AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}").fullmatch
+_DEVICE = re.compile(DEVICE_NAME.pattern).match
 _METRIC = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*").fullmatch
 _LABEL_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch
 _TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
@@ -268,8 +310,10 @@ def _labels_ok(labels: Any) -> bool:
             if type(k) is not str or len(k) > 64 or _LABEL_KEY(k) is None:
                 return False
             keys.add(k)
+        if type(v) is not str:
+            return False
         if v not in values:
-            if type(v) is not str or len(v) > 256 or not _text_ok(v):
+            if len(v) > 256 or not _text_ok(v):
                 return False
             values.add(v)
     return True
@@ -279,7 +323,8 @@ def parse_batch_fast(body: bytes) -> tuple[IngestBatch, list[int]] | None:
     """The batch of ``body`` and each sample's time in ms since the epoch, for the common shape of a
     valid batch only (RFC 3339 times, numeric values...); None means "ask pydantic", which accepts or
     refuses it with the field named. Samples are the same dicts as pydantic's: ``ts`` an aware datetime
-    (one object per distinct time text, shared), ``value`` a float."""
+    (one object per distinct time text, shared), ``value`` a float. Events are validated by the model:
+    an invalid one raises its ValidationError (``events.N...``)."""
     try:
         doc = _loads(body)
     except (ValueError, RecursionError):
@@ -310,19 +355,22 @@ def parse_batch_fast(body: bytes) -> tuple[IngestBatch, list[int]] | None:
                 if type(labels) is not dict:
                     return None
                 for k, v in labels.items():
-                    if k not in label_keys or v not in label_values:
+                    # type first: a list or object is unhashable, and never a label value
+                    if type(v) is not str or k not in label_keys or v not in label_values:
                         if not _labels_ok(labels):
                             return None
                         break
         elif keys != required:
             return None
         device, metric, value = s["device"], s["metric"], s["value"]
+        if type(device) is not str or type(metric) is not str:
+            return None
         if device not in devices:
-            if type(device) is not str or not 0 < len(device) <= 128 or not _text_ok(device):
+            if _DEVICE(device) is None:
                 return None
             devices.add(device)
         if metric not in metrics:
-            if type(metric) is not str or len(metric) > 128 or _METRIC(metric) is None:
+            if len(metric) > 128 or _METRIC(metric) is None:
                 return None
             metrics.add(metric)
         if type(value) is not float:
@@ -340,11 +388,9 @@ def parse_batch_fast(body: bytes) -> tuple[IngestBatch, list[int]] | None:
         s["ts"] = found[0]
         add(found[1])
     if events:
-        # rare and few: the model itself validates them, in JSON mode like the rest of the body
-        try:
-            events = IngestBatch.model_validate_json(json.dumps(
-                {"batch_id": bid, "agent": agent, "events": events}, allow_nan=False)).events
-        except (ValidationError, ValueError):
-            return None
+        # rare and few: the model itself validates them (every value here came from JSON, so Python mode
+        # reads them as JSON mode would); an invalid event raises pydantic's own ValidationError, naming
+        # it: its data may be nested too deeply for pydantic's JSON parser to reach the depth check
+        events = IngestBatch.model_validate({"batch_id": bid, "agent": agent, "events": events}).events
     batch = IngestBatch.model_construct(batch_id=uuid.UUID(bid), agent=agent, samples=samples, events=events)
     return batch, ts_ms

@@ -31,6 +31,7 @@ from weibao.agent.inventory import Inventory, load_inventory
 from weibao.core.errors import ConfigError
 from weibao.core.model import utcnow
 from weibao.core.packaged import PACKAGED_RULES
+from weibao.core.text import printable
 from weibao.core.timeutil import SHANGHAI
 from weibao.embedded import demo_site as site
 from weibao.embedded.runtime import AGENT_DIR, Embedded, EmbeddedConfig, api_help
@@ -57,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    print("\n".join(printable(line) for line in text.split("\n")), flush=True)
 
 
 def _listen() -> tuple[str, int]:
@@ -114,9 +115,13 @@ def run(args: argparse.Namespace) -> int:
             if report is None:
                 return 1
             _fresh(data)
-            code = asyncio.run(_live(inventory, inv_path, data, sims, keep=args.keep))
+            weekly: list[Path] = []
+            code = asyncio.run(_live(inventory, inv_path, data, sims, keep=args.keep, out=out, lang=args.lang,
+                                     weekly=weekly))
             _term_as_interrupt()  # the event loop put the default action back when it closed
             _say(f"\nreport:    {report.resolve()}")
+            for path in weekly:
+                _say(f"weekly:    {path.resolve()}")
             _say(f"inventory: {inv_path.resolve()}")
             _say(f"data:      {data.resolve()}  (collector state.db; agent spool in {AGENT_DIR}/)")
             _say(f"run it yourself (simulated devices stop with the demo; --keep keeps them):\n"
@@ -153,7 +158,8 @@ def _inspect(inventory: Inventory, out: Path, data: Path, lang: Literal["zh", "e
 # --- live: weibao run with faults ------------------------------------------------------------------
 
 
-async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sims, *, keep: bool) -> int:
+async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sims, *, keep: bool, out: Path,
+                lang: Literal["zh", "en"], weekly: list[Path]) -> int:
     trap_port = _free_udp("127.0.0.1")
     emb = Embedded(EmbeddedConfig(inventory=inv_path, data=data, listen=_listen(), traps=("127.0.0.1", trap_port),
                                   drain_s=3.0, final_ship_s=3.0, backoff_max_s=5.0), inventory)
@@ -176,6 +182,10 @@ async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sim
         return 130
     tickets, engine = script.result()
     _print_tickets(tickets, engine)
+    try:
+        weekly += await asyncio.to_thread(_weekly_report, emb, out, lang)
+    except Exception as exc:  # the demo goes on without it; the reason is shown
+        _say(f"weekly report not written: {type(exc).__name__}: {exc}")
     for line in api_help(emb.api_url, data):
         _say(line)
     _console(emb, password)
@@ -186,6 +196,23 @@ async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sim
     code = await running
     _say("weibao run stopped: agent drained, spool shipped, API closed")
     return code
+
+
+def _weekly_report(emb: Embedded, out: Path, lang: Literal["zh", "en"]) -> list[Path]:
+    """This week's report of the demo site (HTML, PDF, XLSX, JSON), written next to the inspection report."""
+    from weibao.collector.reports.periods import Kind, containing
+
+    now = datetime.now(SHANGHAI)
+    week = containing(Kind.WEEKLY, now)
+    _say(f"\nweekly report {week.key}: built from what the collector stored ...")
+    _doc, saved, _ = emb.ctx.reports.service.generate(Kind.WEEKLY, week.key, formats=["html", "pdf", "xlsx", "json"],
+                                                      lang=lang, now=now)
+    copies = []
+    for f in saved.files:
+        target = out / f.path.name
+        shutil.copyfile(f.path, target)
+        copies.append(target)
+    return copies
 
 
 async def _script(emb: Embedded, sims: site.Sims, trap_port: int) -> tuple[list[dict[str, Any]], bool]:

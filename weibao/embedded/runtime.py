@@ -40,11 +40,13 @@ from weibao.agent.inventory import Inventory, load_inventory
 from weibao.agent.shipper import SendResult
 from weibao.agent.spool import SpoolLimits
 from weibao.collector.auth import Principal, Role
-from weibao.collector.config import CollectorConfig
+from weibao.collector.config import DATA_FILES, CollectorConfig
 from weibao.collector.errors import Refused
 from weibao.collector.http.app import create_app
 from weibao.collector.http.context import Context
+from weibao.collector.http.server import check_tls, uvicorn_options
 from weibao.collector.validate import parse
+from weibao.core.files import private_dir
 from weibao.core.wire import InventoryRegistration
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class EmbeddedConfig:
     traps: tuple[str, int] | None = ("0.0.0.0", 162)  # noqa: S104 - traps come from every device network
     agent_name: str | None = None     # default: from the inventory's site name
     collector_config: Path | None = None
+    tls: dict[str, Path] | None = None  # keys of the collector config's tls section, from flags
     max_parallel: int = 4
     batch_items: int = 5_000
     drain_s: float = 10.0
@@ -150,6 +153,7 @@ class Embedded:
         self.inventory = inventory
         self.agent_name = config.agent_name or agent_name_for(inventory.site)
         self.collector_config = collector or CollectorConfig(data_dir=config.data)
+        private_dir(config.data, owned=(*DATA_FILES, AGENT_DIR))
         self.app: FastAPI = create_app(self.collector_config)
         self.ctx: Context = self.app.state.ctx
         self.sink = LocalSink(self.ctx, self.agent_name)
@@ -162,7 +166,8 @@ class Embedded:
     @property
     def api_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.collector_config.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def daemon(self) -> AgentDaemon | None:
@@ -201,8 +206,8 @@ class Embedded:
             log.error("cannot serve the API on %s:%d: %s", self.host, self.port, exc.strerror)
             return 2
         self.port = int(sock.getsockname()[1])
-        self._server = _Server(uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False,
-                                              server_header=False, lifespan="on"))
+        self._server = _Server(uvicorn.Config(self.app, log_config=None, lifespan="on",
+                                              **uvicorn_options(self.collector_config)))
         serving = asyncio.create_task(self._serve(sock))
         deadline = time.monotonic() + SERVER_START_S
         while not self._server.started and not serving.done() and not self._stop:
@@ -263,7 +268,8 @@ def prepare(config: EmbeddedConfig) -> Embedded:
 
     inventory = load_inventory(config.inventory)
     # the API's address is the command line's; a listen address in the file is for ``weibao collector``
-    collector = load_config(config.collector_config, data_dir=config.data)
+    collector = load_config(config.collector_config, data_dir=config.data, tls=config.tls)
+    check_tls(collector)
     if collector.workers != 1:
         log.warning("weibao run serves the API in one process: workers=%d ignored", collector.workers)
         collector = collector.model_copy(update={"workers": 1})

@@ -100,7 +100,7 @@ def test_site_file_adds_year_hours_holiday_and_protection(tmp_path: Path) -> Non
         "    end: 2027-01-04T00:00:00+08:00\n"
         "    threshold_factor: 0.5\n"
         "    overrides: {business-working-single: {level_2: 20m}}\n"
-        "    recipients: [duty@example.com]\n", encoding="utf-8")
+        "    notify: {mail: [duty@example.com], ding: ['13800000000']}\n", encoding="utf-8")
     cal = load_calendar(site)
     assert 2027 in cal.covered_years
     assert not cal.is_working_day(date(2027, 1, 1))
@@ -112,7 +112,10 @@ def test_site_file_adds_year_hours_holiday_and_protection(tmp_path: Path) -> Non
     assert period is not None and period.name == "year end"
     assert period.start == at("2026-12-30 00:00")
     assert period.overrides["business-working-single"].level_2 == timedelta(minutes=20)
-    assert period.recipients == ("duty@example.com",)
+    assert cal.extra_recipients("mail", at("2026-12-31 12:00")) == ("duty@example.com",)
+    assert cal.extra_recipients("ding", at("2026-12-30 00:00")) == ("13800000000",)
+    assert cal.extra_recipients("mail", at("2027-01-04 00:00")) == ()  # the end is outside
+    assert cal.extra_recipients("wecom", at("2026-12-31 12:00")) == ()
     assert cal.protection_at(at("2027-01-04 00:00")) is None
 
 

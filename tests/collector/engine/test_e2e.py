@@ -73,6 +73,7 @@ def peer(workdir: Path) -> Iterator[CollectorPeer]:
 def tokens(peer: CollectorPeer, workdir: Path) -> dict[str, str]:
     out = {"agent": peer.token(AGENT), "engineer": peer.token("wang", "engineer")}
     (workdir / "wang.token").write_text(out["engineer"] + "\n")
+    (workdir / "wang.token").chmod(0o600)  # the tickets CLI refuses a token file others can read
     with peer.client(out["agent"]) as c:
         assert c.put("/api/v1/inventory", json=registration()).status_code == 200
     return out

@@ -26,11 +26,6 @@ channels:
     type: dingtalk
     url: ${secret:ding_url}
     secret: ${secret:ding_sign}
-protection:
-  - name: 国庆重保
-    starts_at: 2026-10-01T00:00:00+08:00
-    ends_at: 2026-10-08T00:00:00+08:00
-    extra: {mail: [director@example.net], ding: ["13800000000"]}
 dispatch: {max_attempts: 4}
 """
 
@@ -60,9 +55,6 @@ def test_load_resolves_refs(files: Path, caplog: pytest.LogCaptureFixture) -> No
     printed = repr(cfg) + str(cfg) + str(cfg.model_dump()) + caplog.text
     for secret in (SMTP_PASSWORD, DING_URL, "abc123token", DING_SIGN):
         assert secret not in printed
-    p = cfg.protection[0]
-    assert cfg.extra_recipients("mail", p.starts_at) == ("director@example.net",)
-    assert cfg.extra_recipients("mail", p.ends_at) == ()
 
 
 def test_problems_name_file_line_and_key(files: Path) -> None:
@@ -72,8 +64,8 @@ def test_problems_name_file_line_and_key(files: Path) -> None:
         load_notify_config(files, env={"SMTP_PASSWORD": "x"}, text=bad)
     text = str(err.value)
     assert f"{files}:7: channels.mail.colour: unknown key" in text
-    assert f"{files}:22: dispatch.max_attempts" in text
-    assert "unknown channels" not in text  # no follow-up error from the channel left out
+    dispatch_line = bad.splitlines().index("dispatch: {max_attempts: 0}") + 1
+    assert f"{files}:{dispatch_line}: dispatch.max_attempts" in text
     with pytest.raises(ConfigError) as err:
         load_notify_config(files, env={})
     assert str(err.value) == f"{files}:8: channels.mail.password: environment variable SMTP_PASSWORD is not set"
@@ -85,6 +77,11 @@ def test_secrets_file_must_be_private(files: Path) -> None:
         load_notify_config(files, env={"SMTP_PASSWORD": "x"})
 
 
-def test_unknown_channel_in_protection(files: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown channels"):
-        load_notify_config(files, env={"SMTP_PASSWORD": "x"}, text=GOOD.replace("ding: [", "pager: ["))
+def test_protection_periods_are_refused_here_with_where_they_belong(files: Path) -> None:
+    moved = GOOD + ("protection:\n  - name: 国庆重保\n    starts_at: 2026-10-01T00:00:00+08:00\n"
+                    "    ends_at: 2026-10-08T00:00:00+08:00\n    extra: {mail: [director@example.net]}\n")
+    with pytest.raises(ConfigError) as err:
+        load_notify_config(files, env={"SMTP_PASSWORD": "x"}, text=moved)
+    (problem,) = err.value.problems
+    assert problem.key.startswith("protection") and "calendar file" in problem.message
+    assert problem.line == GOOD.count("\n") + 1

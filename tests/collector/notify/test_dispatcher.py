@@ -17,6 +17,7 @@ from sqlalchemy import create_engine
 from tests.collector.notify.helpers import T0, opened, root_cause_ticket
 from tests.peers.smtp import SmtpPeer, spare_port
 from tests.peers.webhook import WebhookPeer
+from weibao.collector.contract import load_calendar
 from weibao.collector.notify.config import NotifyConfig
 from weibao.collector.notify.dispatcher import Dispatcher
 from weibao.collector.notify.model import ChangeKind, for_clock, for_event
@@ -198,14 +199,15 @@ def test_outbox_survives_a_restart(web: WebhookPeer, tmp_path: Path, run: Any) -
     engine.dispose()
 
 
-def test_routing_and_protection_recipients(web: WebhookPeer, smtp: SmtpPeer, run: Any) -> None:
+def test_routing_and_protection_recipients(web: WebhookPeer, smtp: SmtpPeer, run: Any, tmp_path: Path) -> None:
     cfg = NotifyConfig.model_validate({
         "channels": {"mail": {**mail(smtp), "routing": {"levels": [1, 2]}}, "hook": hook(web.url)},
-        "protection": [{"name": "春节重保", "starts_at": (T0 - timedelta(days=1)).isoformat(),
-                        "ends_at": (T0 + timedelta(days=1)).isoformat(),
-                        "extra": {"mail": ["director@example.net"]}}],
         "dispatch": {"poll_interval_s": 0.05}})
-    d = run(Dispatcher(cfg))
+    site = tmp_path / "calendar.yaml"  # protection periods are the calendar's, recipients with them
+    site.write_text(f"protection_periods:\n  - name: 春节重保\n    start: {(T0 - timedelta(days=1)).isoformat()}\n"
+                    f"    end: {(T0 + timedelta(days=1)).isoformat()}\n"
+                    "    notify: {mail: [director@example.net]}\n", encoding="utf-8")
+    d = run(Dispatcher(cfg, extra_recipients=load_calendar(site).extra_recipients))
     assert d.submit(opened("20261125-0301", level=3)) == 1  # general faults: webhook only
     t = root_cause_ticket("20261125-0302")
     deadline = T0 + timedelta(minutes=10)

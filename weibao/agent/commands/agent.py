@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 from weibao.agent.daemon import AgentConfig, default_agent_name, run_daemon
 from weibao.agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, SPOOL_FILE, SpoolLimits, SpoolStats, open_stats
+from weibao.core.text import escape_json, printable
 from weibao.core.wire import CLOCK_WARN_S
 
 
@@ -29,13 +31,24 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "agent", help="run the agent daemon: poll on schedule, spool, ship to the collector, receive traps")
     p.add_argument("--inventory", "-i", type=Path, help="inventory YAML file")
-    p.add_argument("--collector", help="the collector's base URL, e.g. http://127.0.0.1:8080; several replicas: "
-                   "URLs separated by commas, tried in order (the agent fails over to the next)")
+    p.add_argument("--collector", help="the collector's base URL, e.g. https://collector.example:8470 "
+                                       "(http:// only to this machine, unless --allow-insecure-http); several "
+                                       "replicas: URLs separated by commas, tried in order (failover)")
     p.add_argument("--token-file", type=Path, help="file holding the collector token (mode 0600)")
+    p.add_argument("--ca-file", type=Path, default=os.environ.get("WEIBAO_CA_FILE") or None,
+                   help="CA certificate(s) that signed an https:// collector's certificate (default: "
+                        "$WEIBAO_CA_FILE, else the system's trust store)")
+    p.add_argument("--client-cert", type=Path, default=None,
+                   help="this agent's client certificate (PEM) when the collector requires mutual TLS")
+    p.add_argument("--client-key", type=Path, default=None, help="the client certificate's key (mode 0600)")
+    p.add_argument("--allow-insecure-http", action="store_true",
+                   help="allow a plain http:// collector that is not on this machine (the token and every "
+                        "sample then cross the network in clear)")
     p.add_argument("--data", type=Path, default=Path("weibao-data"), help="data directory (spool, state)")
     p.add_argument("--name", default=None, help="this agent's name in every batch (default: the host name)")
     p.add_argument("--traps", type=hostport, default=("0.0.0.0", 162), metavar="HOST:PORT",  # noqa: S104
-                   help="where to receive SNMP traps (default 0.0.0.0:162)")
+                   help="where to receive SNMP traps (default 0.0.0.0:162, every interface: give the address "
+                        "on the devices' network to listen there only)")
     p.add_argument("--no-traps", action="store_true", help="do not receive traps")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus metrics of the agent itself on 127.0.0.1:PORT")
@@ -66,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         spool_limits=SpoolLimits(max_rows=args.spool_max_rows, max_bytes=args.spool_max_bytes),
         batch_items=args.batch_size, max_parallel=args.max_parallel, drain_s=args.drain_s,
-        final_ship_s=args.final_ship_s, backoff_max_s=args.backoff_max_s)
+        final_ship_s=args.final_ship_s, backoff_max_s=args.backoff_max_s, ca_file=args.ca_file,
+        client_cert=args.client_cert, client_key=args.client_key, allow_insecure_http=args.allow_insecure_http)
     return run_daemon(config)
 
 
@@ -98,7 +112,7 @@ def status(args: argparse.Namespace) -> int:
         return 1
     doc = status_document(stats)
     if args.json:
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        print(escape_json(json.dumps(doc, ensure_ascii=False, indent=2)))
         return 0
     c = stats.counters
     sp = doc["spool"]
@@ -139,5 +153,5 @@ def status(args: argparse.Namespace) -> int:
         if reload.get("at") is not None:
             verdict = "accepted" if reload.get("ok") else "refused: " + "; ".join(reload.get("problems", []))
             out.append(f"  last reload at {_when(reload['at'])}: {verdict}")
-    print("\n".join(out))
+    print("\n".join(printable(line) for line in out))  # reasons and details come from the collector
     return 0

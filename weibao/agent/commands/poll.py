@@ -16,6 +16,7 @@ from weibao.agent.runner import ALL_PROTOCOLS, poll_once
 from weibao.agent.state import StateStore
 from weibao.core.cli import add_data_option
 from weibao.core.model import PollResult
+from weibao.core.text import printable
 from weibao.core.wire import event_json, sample_json
 
 
@@ -50,6 +51,8 @@ def table(results: Sequence[PollResult]) -> str:
         for ev in r.events:
             rows.append((r.device, f"event:{ev.kind.value}", "", json.dumps(dict(ev.data), ensure_ascii=False)[:80]))
     rows.sort(key=lambda row: (row[0], row[1], row[2]))
+    # what a device answers (labels, error texts, trap data) reaches the terminal with controls escaped
+    rows = [(printable(a), printable(b), printable(c), printable(d)) for a, b, c, d in rows]
     head = ("DEVICE", "METRIC", "LABELS", "VALUE")
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]

@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from weibao.agent.inspection.view import DeviceRound
 from weibao.agent.state import StateStore
 from weibao.core.inspection.rules import UPTIME_METRIC
+from weibao.core.inspection.view import DeviceRound
 from weibao.core.model import PollResult, utcnow
 
 FILE_NAME = "inspection-history.json"

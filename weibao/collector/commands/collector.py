@@ -11,6 +11,8 @@ from typing import Any
 
 from weibao.core.cli import DEFAULT_DATA
 from weibao.core.errors import ConfigError
+from weibao.core.files import private_dir, private_umask
+from weibao.core.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,12 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: the config's, else 1)")
     p.add_argument("--check", action="store_true",
                    help="validate the configuration and every file it names, then exit (0: valid, 2: problems)")
+    p.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                   help="serve HTTPS with this certificate (chain, PEM); the config's tls.cert_file")
+    p.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="its private key (tls.key_file)")
+    p.add_argument("--tls-client-ca", type=Path, default=None, metavar="FILE",
+                   help="mutual TLS: clients present certificates from this CA, an agent's naming the agent "
+                        "(tls.client_ca_file)")
     p.set_defaults(handler=run_collector, log_level=logging.INFO)
 
     t = sub.add_parser("token", help="issue, revoke and list API tokens")
@@ -48,6 +56,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=token_list)
 
 
+def tls_flags(args: argparse.Namespace) -> dict[str, Path]:
+    """The ``tls`` keys given on the command line."""
+    flags = {"cert_file": getattr(args, "tls_cert", None), "key_file": getattr(args, "tls_key", None),
+             "client_ca_file": getattr(args, "tls_client_ca", None)}
+    return {k: v for k, v in flags.items() if v is not None}
+
+
 def config_from_args(args: argparse.Namespace, *, listen: str | None = None) -> Any:
     """The collector configuration of ``--config`` and ``--data`` (the command line wins); ConfigError."""
     from weibao.collector.config import load_config
@@ -55,14 +70,18 @@ def config_from_args(args: argparse.Namespace, *, listen: str | None = None) -> 
     data = args.data
     if data is None and args.config is None:
         data = DEFAULT_DATA
-    return load_config(args.config, data_dir=data, listen=listen)
+    return load_config(args.config, data_dir=data, listen=listen, tls=tls_flags(args))
 
 
 def state_engine(args: argparse.Namespace) -> Any:
+    """The migrated state store of the configuration ``args`` names (``--config``, ``--data``), for the admin
+    commands; the data directory is its owner's alone, whatever the umask."""
+    from weibao.collector.config import DATA_FILES
     from weibao.collector.state.db import create_state_engine, migrate
 
+    private_umask()
     cfg = config_from_args(args)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(cfg.data_dir, owned=DATA_FILES)
     engine = create_state_engine(cfg.resolved_state_url())
     migrate(engine)
     return engine
@@ -80,7 +99,9 @@ def check_collector(args: argparse.Namespace) -> int:
     data = args.data
     if data is None and args.config is None:
         data = DEFAULT_DATA
-    report = check(args.config, data_dir=data, listen=args.listen, workers=args.workers)
+    report = check(args.config, data_dir=data, listen=args.listen, workers=args.workers, tls=tls_flags(args))
+    for line in report.warning_lines():
+        print(f"warning: {line}", file=sys.stderr)
     for line in report.lines():
         print(line)
     if report.problems:
@@ -95,13 +116,14 @@ def run_collector(args: argparse.Namespace) -> int:
         return check_collector(args)
     from weibao.collector.http.server import serve
 
+    private_umask()  # state.db, its journal and lock files: the owner's alone, whatever umask we came with
     try:
         cfg = config_from_args(args, listen=args.listen)
         if args.workers is not None:
             cfg = cfg.model_copy(update={"workers": max(1, args.workers)})
+        serve(cfg)
     except ConfigError as exc:
         return fail(exc)
-    serve(cfg)
     return 0
 
 
@@ -141,5 +163,5 @@ def token_list(args: argparse.Namespace) -> int:
         created = datetime.fromtimestamp(r.created_ms / 1000, UTC).isoformat(timespec="seconds")
         state = "active" if r.revoked_ms is None else "revoked " + datetime.fromtimestamp(
             r.revoked_ms / 1000, UTC).isoformat(timespec="seconds")
-        print(f"{r.name}\t{r.role}\t{created}\t{state}")
+        print(f"{printable(r.name)}\t{r.role}\t{created}\t{state}")
     return 0

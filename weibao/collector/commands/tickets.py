@@ -10,41 +10,28 @@
     weibao maintenance list [--device D] [--json]
 
 Every command takes ``--collector URL`` (default ``$WEIBAO_COLLECTOR``, else http://127.0.0.1:8470) and
-``--token-file FILE`` (default ``$WEIBAO_TOKEN_FILE``) holding an engineer's (or the client's) token. Exit
-status: 0 done, 1 the collector refused (its reason is printed), 2 a usage or connection problem.
+``--token-file FILE`` (default ``$WEIBAO_TOKEN_FILE``) holding an engineer's (or the client's) token,
+readable by its owner alone (as the agent's). The token goes over ``https://`` (``--ca-file``, else the
+system's trust store; ``--client-cert``/``--client-key`` when the collector asks for one), or ``http://`` to
+this machine only unless ``--allow-insecure-http``. Every value printed in a table has its control
+characters escaped: what the collector answers may come from any agent. Exit status: 0 done, 1 the
+collector refused (its reason is printed), 2 a usage or connection problem.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import httpx
-
+from weibao.collector.commands._api import call as _call
+from weibao.collector.commands._api import common as _common
+from weibao.collector.commands._api import run
 from weibao.collector.tickets.actions import ACTIONS
 from weibao.collector.tickets.model import TicketKind
-
-DEFAULT_COLLECTOR = "http://127.0.0.1:8470"
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collector", default=os.environ.get("WEIBAO_COLLECTOR", DEFAULT_COLLECTOR),
-                   help="the collector's base URL (default: $WEIBAO_COLLECTOR or %(default)s)")
-    p.add_argument("--token-file", type=Path, default=os.environ.get("WEIBAO_TOKEN_FILE"),
-                   help="file holding an engineer's token (default: $WEIBAO_TOKEN_FILE)")
-    p.add_argument("--json", action="store_true", help="print the collector's JSON answer")
-    p.add_argument("--timeout", type=float, default=30.0, help=argparse.SUPPRESS)
+from weibao.core.text import escape_json, printable
 
 
 def register(subparsers: Any) -> None:
@@ -95,46 +82,21 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=maintenance_list)
 
 
-# -- HTTP ------------------------------------------------------------------------------------------------
-def _token(args: argparse.Namespace) -> str:
-    if args.token_file is None:
-        raise CliError("--token-file (or $WEIBAO_TOKEN_FILE) is required", 2)
-    try:
-        token = Path(args.token_file).read_text().strip()
-    except OSError as exc:
-        raise CliError(f"cannot read the token file {args.token_file}: {exc.strerror}", 2) from exc
-    if not token:
-        raise CliError(f"the token file {args.token_file} is empty", 2)
-    return token
-
-
-def _call(args: argparse.Namespace, method: str, path: str, *, params: dict[str, Any] | None = None,
-          body: dict[str, Any] | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {_token(args)}"}
-    try:
-        with httpx.Client(base_url=args.collector, timeout=args.timeout, headers=headers) as client:
-            r = client.request(method, path, params=params, json=body)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the collector at {args.collector}: {type(exc).__name__}", 2) from exc
-    try:
-        data = r.json()
-    except ValueError:
-        data = {"error": r.text[:200]}
-    if r.status_code >= 400:
-        raise CliError(f"collector answered {r.status_code}: {data.get('error', data)}", 1)
-    return data
-
-
 # -- output ----------------------------------------------------------------------------------------------
 def _short(ts: str | None) -> str:
     if not ts:
         return "-"
-    return datetime.fromisoformat(ts).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromisoformat(ts).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return printable(ts)
 
 
 def _table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+    """Aligned columns; every cell with its control characters escaped (names and notes come from afar)."""
+    cells = [[printable(c) for c in r] for r in [head, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
@@ -145,40 +107,37 @@ def _clock(c: dict[str, Any]) -> str:
 
 
 def format_ticket(t: dict[str, Any]) -> str:
-    lines = [f"ticket {t['id']}  level {t['level']} {t.get('level_name', '')}  {t['state']}"
+    p = printable
+    lines = [f"ticket {p(t['id'])}  level {p(t['level'])} {p(t.get('level_name', ''))}  {p(t['state'])}"
              + ("  PAUSED" if t.get("paused") else ""),
-             f"device   {t['device'] or '-'}", f"rule     {t['rule']}"]
+             f"device   {p(t['device'] or '-')}", f"rule     {p(t['rule'])}"]
     if t.get("summary"):
-        lines.append(f"summary  {t['summary']}  (by {t.get('opened_by', '-')})")
+        lines.append(f"summary  {p(t['summary'])}  (by {p(t.get('opened_by', '-'))})")
     if t.get("affected"):
-        lines.append(f"affected {', '.join(t['affected'])}")
+        lines.append(f"affected {', '.join(p(a) for a in t['affected'])}")
     for key in ("opened_at", "accepted_at", "restored_at", "reported_at", "solution_at", "dispatched_at",
                 "onsite_at", "closed_at"):
         if key in ("opened_at", "accepted_at", "restored_at", "reported_at", "closed_at") or t.get(key):
             lines.append(f"{key.removesuffix('_at'):<9}{_short(t.get(key))}")
-    for p in t.get("pauses", []):
-        lines.append(f"paused   {_short(p['start'])} - {_short(p['end'])}  {p['reason']}")
+    for pause in t.get("pauses", []):
+        lines.append(f"paused   {_short(pause['start'])} - {_short(pause['end'])}  {p(pause['reason'])}")
     for name, c in t.get("clocks", {}).items():
         if c.get("deadline"):
-            lines.append(f"clock {name:<12}{_clock(c)}")
+            lines.append(f"clock {p(name):<12}{_clock(c)}")
     for e in t.get("events", []):
-        note = f"  {e['note']}" if e.get("note") else ""
-        lines.append(f"  {_short(e['at'])}  {e['actor']:<10} {e['kind']}{note}")
+        note = f"  {p(e['note'])}" if e.get("note") else ""
+        lines.append(f"  {_short(e['at'])}  {p(e['actor']):<10} {p(e['kind'])}{note}")
     return "\n".join(lines)
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
+    # JSON escapes C0 controls itself; C1 controls, DEL and bidi overrides are escaped the same way
+    print(escape_json(json.dumps(data, ensure_ascii=False, indent=2)) if args.json else text)
 
 
 # -- handlers --------------------------------------------------------------------------------------------
-def _run(args: argparse.Namespace, work: Any) -> int:
-    try:
-        work()
-    except CliError as exc:
-        print(f"weibao: {exc}", file=sys.stderr)
-        return exc.code
-    return 0
+def _run(_args: argparse.Namespace, work: Any) -> int:
+    return run(work)
 
 
 def tickets_list(args: argparse.Namespace) -> int:
@@ -195,7 +154,7 @@ def tickets_list(args: argparse.Namespace) -> int:
 
 def tickets_show(args: argparse.Namespace) -> int:
     def work() -> None:
-        data = _call(args, "GET", f"/api/v1/tickets/{args.id}")
+        data = _call(args, "GET", f"/api/v1/tickets/{quote(args.id, safe='')}")
         _print(args, data, format_ticket(data))
     return _run(args, work)
 
@@ -211,7 +170,8 @@ def tickets_open(args: argparse.Namespace) -> int:
 
 def tickets_action(args: argparse.Namespace) -> int:
     def work() -> None:
-        data = _call(args, "POST", f"/api/v1/tickets/{args.id}/{args.action}", body={"note": args.note})
+        data = _call(args, "POST", f"/api/v1/tickets/{quote(args.id, safe='')}/{args.action}",
+                     body={"note": args.note})
         _print(args, data, format_ticket(data))
     return _run(args, work)
 
@@ -220,8 +180,8 @@ def maintenance_add(args: argparse.Namespace) -> int:
     def work() -> None:
         data = _call(args, "POST", "/api/v1/maintenance", body={
             "devices": args.device, "start": args.start, "end": args.end, "reason": args.reason})
-        _print(args, data, f"window {data['id']}: {', '.join(data['devices'])} "
-                           f"{_short(data['start'])} - {_short(data['end'])} {data['reason']}")
+        _print(args, data, printable(f"window {data['id']}: {', '.join(data['devices'])} "
+                                     f"{_short(data['start'])} - {_short(data['end'])} {data['reason']}"))
     return _run(args, work)
 
 

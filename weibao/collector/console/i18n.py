@@ -111,6 +111,20 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "affected": ("受影响设备", "Affected devices"),
     "actions": ("处理", "Actions"),
     "note": ("说明", "Note"),
+    "new_request": ("提交服务请求", "New request"),
+    "request_hint": (
+        "故障申报、技术咨询或一般服务请求；响应时限自提交时起计。",
+        "A fault you report, a request for guidance or a general request; the response clock runs from now.",
+    ),
+    "summary": ("摘要", "Summary"),
+    "optional": ("可选", "optional"),
+    "submit_request": ("提交", "Submit"),
+    "paused": ("计时暂停", "Paused"),
+    "pauses": ("暂停记录", "Pauses"),
+    "opened_by": ("提交人", "Opened by"),
+    "solution_at": ("解决方案", "Solution"),
+    "dispatched_at": ("派工", "Dispatched"),
+    "onsite_at": ("到场", "On site"),
     "no_actions": ("当前状态下您没有可执行的操作", "No action open to you in this state"),
     "timeline": ("处理记录", "Timeline"),
     "search": ("搜索", "Search"),
@@ -216,6 +230,9 @@ _LABELS: dict[str, tuple[str, str]] = {
     "storage": ("存储", "storage"),
     "wireless": ("无线", "wireless"),
     "other": ("其他", "other"),
+    "kind_fault": ("故障", "fault"),
+    "kind_guidance": ("技术咨询", "guidance"),
+    "kind_request": ("一般服务请求", "general request"),
     "act_accept": ("受理", "Accept"),
     "act_restore": ("恢复", "Restore"),
     "act_report": ("已汇报", "Reported"),
@@ -282,7 +299,7 @@ def label(key: str, lang: Lang) -> str:
     """A name from data in ``lang``; unknown names as they are (after their ``prefix_``, if any)."""
     found = _LABELS.get(key)
     if found is None:
-        for prefix in ("act_", "ev_", "cond_", "scope_", "hours_", "day_", "report_", "asset_"):
+        for prefix in ("act_", "ev_", "kind_", "cond_", "scope_", "hours_", "day_", "report_", "asset_"):
             if key.startswith(prefix):
                 return key.removeprefix(prefix)
         return key

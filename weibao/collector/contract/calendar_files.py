@@ -16,7 +16,7 @@ key optional)::
         end: 2026-10-08T08:30:00+08:00
         threshold_factor: 0.5                                 # every level duration halved
         overrides: {business-working-single: {level_2: 30m, level_1: 1h}}
-        recipients: [duty-manager@example.com]
+        notify: {mail: [duty-manager@example.com], ding: ["13800000000"]}   # extra recipients per channel
 
 Files apply in order, later wins: a later file's ``years`` entry replaces an earlier one for that year,
 and a date a later file lists as a holiday stops being a working day (and the other way round).
@@ -98,7 +98,8 @@ class ProtectionEntry(_Strict):
     end: datetime
     threshold_factor: float = Field(1.0, gt=0, le=1)
     overrides: dict[str, OverrideEntry] = {}
-    recipients: list[str] = []
+    # extra recipients per channel of the notify config (its channel names; checked when both are loaded)
+    notify: dict[str, list[str]] = {}
 
     @model_validator(mode="after")
     def _ordered(self) -> ProtectionEntry:
@@ -189,4 +190,4 @@ def _protection(p: ProtectionEntry) -> ProtectionPeriod:
     }
     return ProtectionPeriod(name=p.name, start=_aware(p.start), end=_aware(p.end),
                             threshold_factor=p.threshold_factor, overrides=MappingProxyType(overrides),
-                            recipients=tuple(p.recipients))
+                            notify=MappingProxyType({ch: tuple(rs) for ch, rs in p.notify.items()}))

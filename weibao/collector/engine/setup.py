@@ -113,6 +113,12 @@ def load_files(cfg: ContractConfig) -> ContractFiles:
     rules = load_contract_rules(rules_path)
     calendar = load_calendar(*cfg.calendar)
     notify = load_notify_config(cfg.notify) if cfg.notify is not None else NotifyConfig()
+    unknown = sorted({(p.name, ch) for p in calendar.protection for ch in p.notify if ch not in notify.channels})
+    if unknown:
+        raise ConfigError([Problem(str(cfg.calendar[-1] if cfg.calendar else "calendar"), 1,
+                                   f"protection_periods.{name}.notify.{ch}",
+                                   f"no channel {ch!r} in the notify config ({cfg.notify or 'none given'})")
+                           for name, ch in unknown])
     windows = tuple(load_maintenance_file(cfg.maintenance)) if cfg.maintenance is not None else ()
     insp_path = cfg.inspection_rules
     if insp_path is None:

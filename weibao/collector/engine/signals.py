@@ -143,6 +143,28 @@ class FaultSync:
                     return True
         return False
 
+    def _outlasted(self, ev: Evaluator, ep: Episode, now: datetime) -> datetime | None:
+        """When a loss or latency episode folded into the device's reachability fault became a fault of its
+        own: the end of the last reachability episode it overlapped, if its own samples show it bad after
+        that end. None while that fault lasts, or while what follows its end is not known yet (its samples
+        do not reach past it): decided from the samples alone, whenever it is asked."""
+        ends: list[datetime] = []
+        for tracker in ev.trackers(ep.device):
+            if tracker.key.condition not in REACH:
+                continue
+            for down in tracker.episodes(now):
+                if down.end is None:
+                    return None
+                if down.end > ep.start and down.start <= ep.as_of:
+                    ends.append(down.end)
+        if not ends:
+            return None
+        end = max(ends)
+        newest = ev.tracker(ep.device, ep.key).last_ts
+        if newest is None or newest <= end:
+            return None
+        return end if any(iv.end > end for iv in ep.down) else None
+
     def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool) -> Ticket | None:
         """Make the tickets match episode ``ep``; returns the ticket standing for it (None if none)."""
         if ep.device not in ev.devices:
@@ -165,9 +187,12 @@ class FaultSync:
         elif ep.is_open and ep.reopen_count > ticket.reopen_count:
             ticket = self._reopen(ticket, ep, ev)
         elif ep.is_open and _folded(ticket):
-            # it was part of another fault that has ended; what remains is a fault of its own
+            # it was part of another fault; once that one has ended, what remains is a fault of its own
+            since = self._outlasted(ev, ep, now)
+            if since is None:
+                return None
             rule = rule_name(ep.key, self._category(ev, ep.device))
-            ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, ep.start), episode=ep.id,
+            ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, since), episode=ep.id,
                                    note=f"still {ep.key.condition.value} after {ticket.id} was folded")
         ticket = self.promote(ticket, ep, ev, now)  # before a restoration: the promotion came first
         return self._restored(ticket, ep)

@@ -92,7 +92,8 @@ def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore
     """Load the files (ConfigError on any problem) and build the services; nothing runs until ``start``."""
     files = load_files(config.contract)
     store = TicketStore(engine)
-    dispatcher = Dispatcher(files.notify, outbox=SqlOutbox(engine), ticket_url=config.console.ticket_url)
+    dispatcher = Dispatcher(files.notify, outbox=SqlOutbox(engine), ticket_url=config.console.ticket_url,
+                            extra_recipients=files.calendar.extra_recipients)
     ops = TicketOps(store, dispatcher.submit)
     runner = None
     if config.ha_enabled:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
@@ -36,6 +36,14 @@ FEED_READ = 500  # rows per read of the feed
 POSITION_EVERY_S = 1.0  # how often the leader records how far its engine has worked through the feed
 PRUNE_EVERY_S = 60.0
 KEEP_FEED_MS = 600_000  # rows worked through stay this long (a look back for a person)
+
+
+class LeaderJob(Protocol):
+    """Work that runs on the leader only, started after its engine and stopped before it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def replica_name(config: CollectorConfig) -> str:
@@ -84,10 +92,17 @@ class _Term:
         log.info("term %d: %d feed rows handed over from position %d", self.term, len(backlog), position)
         self.sender.start()
         self.engine.start()
+        for job in self.rt.jobs:
+            job.start()
         self._thread = threading.Thread(target=self._follow, name="weibao-feed", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        for job in reversed(self.rt.jobs):
+            try:
+                job.stop()
+            except Exception:  # the engine must stop whatever a job does
+                log.exception("term %d: a leader job failed to stop", self.term)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(15)
@@ -152,6 +167,7 @@ class HaRuntime:
         self.samples = samples
         self.services = services
         self.replica = replica_name(config)
+        self.jobs: list[LeaderJob] = []  # besides the engine and the sender (the scheduled reports)
         self._term: _Term | None = None
         self.elector = Elector(state, config.resolved_state_url(), config.ha, self.replica,
                                on_elected=self._elected, on_deposed=self._deposed)

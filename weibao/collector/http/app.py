@@ -11,18 +11,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from weibao.collector import console
-from weibao.collector.config import CollectorConfig
+from weibao.collector.config import DATA_FILES, CollectorConfig
 from weibao.collector.engine.wiring import ContractServices, build_contract
 from weibao.collector.ha.runtime import HaRuntime, writer
 from weibao.collector.http import deps
 from weibao.collector.http.context import Context
+from weibao.collector.http.guard import install_accept_log
 from weibao.collector.http.routers import ROUTERS
 from weibao.collector.ingest import Ingestor
 from weibao.collector.locks import FileLock, run_dir
 from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
+from weibao.collector.reports.wiring import build_reports
 from weibao.collector.state.db import create_state_engine, migrate
 from weibao.collector.storage import open_store
+from weibao.core.files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ async def _watch_calendar(contract: ContractServices) -> None:
 
 def create_app(config: CollectorConfig) -> FastAPI:
     """A ready application: the state store is migrated before the first request."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.data_dir, owned=DATA_FILES)
     run = run_dir(config.data_dir)
     engine = create_state_engine(config.resolved_state_url())
     with FileLock(run / "migrate.lock").held():  # workers start together
@@ -61,18 +64,23 @@ def create_app(config: CollectorConfig) -> FastAPI:
     registry = Registry(engine)
     metrics = IngestMetrics(run if config.workers > 1 else None)
     write_lock = FileLock(run / "write.lock") if engine.dialect.name == "sqlite" else None
-    ingestor = Ingestor(engine, store, registry, config.limits, metrics, write_lock)
+    ingestor = Ingestor(engine, store, registry, config.limits, metrics, write_lock,
+                        raw_days=config.retention.raw_days)
     contract = build_contract(config, engine, store)  # rule files are checked here, before serving
-    ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract)
+    reports = build_reports(config, engine, store, contract)  # a bad reports.channel fails here
+    ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract, reports)
     retention = FileLock(run / "retention.lock")
     if config.ha_enabled:
-        contract.ha = HaRuntime(config, engine, store, contract)
+        ha = HaRuntime(config, engine, store, contract)
+        ha.jobs.append(reports)  # the scheduled reports run on the leader, while it leads
+        contract.ha = ha
         ingestor.feed = writer(contract)
     elif contract.engine is not None:
         ingestor.subscribe(contract.engine.submit)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_accept_log(asyncio.get_running_loop())
         stop = threading.Event()
         thread = None
         watch = None
@@ -81,11 +89,14 @@ def create_app(config: CollectorConfig) -> FastAPI:
             thread.start()
             watch = asyncio.create_task(_watch_calendar(contract))
         contract.start()
+        if contract.ha is None:
+            reports.start()
         try:
             yield
         finally:
             if watch is not None:
                 watch.cancel()
+            reports.stop()
             contract.stop()
             stop.set()
             if thread is not None:

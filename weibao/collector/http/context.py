@@ -11,6 +11,7 @@ from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.ingest import Ingestor
 from weibao.collector.metrics import IngestMetrics
 from weibao.collector.registry import Registry
+from weibao.collector.reports.wiring import ReportServices
 from weibao.collector.storage import SampleStore
 
 
@@ -26,3 +27,4 @@ class Context:
     metrics: IngestMetrics
     schema: str | None
     contract: ContractServices
+    reports: ReportServices

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from weibao.collector import auth
 from weibao.collector.access.audit import Via, record
@@ -58,13 +59,23 @@ def install(app: FastAPI) -> None:
 
 
 async def authenticate(request: Request) -> Principal:
-    """The holder of the request's bearer token; 401 without one or with one unknown or revoked."""
+    """The holder of the request's bearer token; 401 without one or with one unknown or revoked. With
+    mutual TLS (``tls.client_ca_file``) an agent's token counts only on a connection whose verified client
+    certificate names that agent (403 otherwise): a stolen token alone is not enough."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Refused(401, "unauthorized", "a bearer token is required")
-    found = await run_in_threadpool(auth.verify, context(request).engine, token.strip())
+    ctx = context(request)
+    found = await run_in_threadpool(auth.verify, ctx.engine, token.strip())
     if found is None:
         raise Refused(401, "unauthorized", "unknown or revoked token")
+    tls = ctx.config.tls
+    if found.role == Role.AGENT and tls is not None and tls.client_ca_file is not None:
+        names = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_names") or []
+        if found.name not in names:
+            raise Refused(403, "certificate_mismatch", f"agent {found.name}'s token needs a client certificate "
+                          f"naming {found.name} (common name or DNS name)"
+                          + ("; this connection presented none" if not names else ""))
     return found
 
 
@@ -98,6 +109,7 @@ Ctx = Annotated[Context, Depends(context)]
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
 # people: engineers and the client (reading tickets, opening requests; what each may do is the actions table's)
 Person = Annotated[Principal, Depends(require(Role.ENGINEER, Role.CLIENT))]
+Agent = Annotated[Principal, Depends(require(Role.AGENT))]
 Anyone = Annotated[Principal, Depends(authenticate)]
 
 
@@ -112,9 +124,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Refused(413, "too_large", f"body of {declared} bytes exceeds {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, "too_large", f"body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, "too_large", f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # gone (or closed by the body timeout): nobody reads the answer
+        raise Refused(400, "disconnected", "the connection closed before the body was complete") from exc
     return b"".join(chunks)

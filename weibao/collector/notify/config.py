@@ -1,4 +1,7 @@
-"""notify.yaml: channels (email, webhook, DingTalk, WeCom), per-level routing, protection periods, retries.
+"""notify.yaml: channels (email, webhook, DingTalk, WeCom), per-level routing, retries.
+
+Protection periods, with the extra recipients they add per channel, are set in the calendar file with
+their stricter thresholds (``protection_periods``, weibao/collector/contract/calendar_files.py): one place.
 
 Passwords, webhook URLs (DingTalk and WeCom put the access token in them) and signing secrets are
 ``SecretStr``: given as ``${ENV_VAR}`` or ``${secret:NAME}`` references, they never show in a log line,
@@ -9,11 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from weibao.collector.notify.model import ChangeKind
 from weibao.core.errors import ConfigError, Problem
@@ -95,27 +97,6 @@ _CHANNEL_TYPES: dict[str, type[EmailChannel] | type[WebhookChannel]] = {
     "email": EmailChannel, "webhook": WebhookChannel, "dingtalk": WebhookChannel, "wecom": WebhookChannel}
 
 
-class ProtectionPeriod(_Strict):
-    """Heightened protection (major holidays, major events): extra recipients per channel.
-
-    For email the extras are addresses; for DingTalk mobile numbers to @; for WeCom user ids to @.
-    """
-
-    name: str
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    extra: dict[str, list[str]]
-
-    @model_validator(mode="after")
-    def _order(self) -> ProtectionPeriod:
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
-
-    def covers(self, at: datetime) -> bool:
-        return self.starts_at <= at < self.ends_at
-
-
 class DispatchSettings(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     backoff_initial_s: Annotated[float, Field(gt=0)] = 5.0
@@ -128,24 +109,18 @@ class DispatchSettings(_Strict):
 class NotifyConfig(_Strict):
     secrets_file: Path | None = None
     channels: dict[str, Channel] = {}
-    protection: list[ProtectionPeriod] = []
+    # refused when given: protection periods live in the calendar file (see the module docstring)
+    protection: list[object] = []
     dispatch: DispatchSettings = DispatchSettings()
 
-    @model_validator(mode="after")
-    def _extra_names_channels(self) -> NotifyConfig:
-        for p in self.protection:
-            unknown = sorted(set(p.extra) - set(self.channels))
-            if unknown:
-                raise ValueError(f"protection period {p.name!r} names unknown channels {unknown}")
-        return self
-
-    def extra_recipients(self, channel: str, at: datetime) -> tuple[str, ...]:
-        out: dict[str, None] = {}
-        for p in self.protection:
-            if p.covers(at):
-                for r in p.extra.get(channel, []):
-                    out.setdefault(r, None)
-        return tuple(out)
+    @field_validator("protection")
+    @classmethod
+    def _moved(cls, v: list[object]) -> list[object]:
+        if v:
+            raise ValueError("protection periods are set in the calendar file, with their thresholds: "
+                             "protection_periods: [{name, start, end, threshold_factor, notify: {CHANNEL: "
+                             "[recipients]}}] (README, Notifications)")
+        return v
 
 
 def load_notify_config(path: Path | str, *, env: Mapping[str, str] | None = None,

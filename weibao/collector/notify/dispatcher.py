@@ -97,8 +97,11 @@ class Dispatcher:
     def __init__(self, cfg: NotifyConfig, *, outbox: Outbox | None = None,
                  transports: Mapping[str, Transport] | None = None,
                  clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
-                 ticket_url: Callable[[str], str | None] | None = None) -> None:
+                 ticket_url: Callable[[str], str | None] | None = None,
+                 extra_recipients: Callable[[str, datetime], tuple[str, ...]] | None = None) -> None:
         self.cfg = cfg
+        # (channel, time) -> who else gets it: the protection periods of the working calendar
+        self._extra = extra_recipients or (lambda _channel, _at: ())
         self._ticket_url = ticket_url  # the console page a message links to
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
         self.transports = dict(transports) if transports is not None else make_transports(cfg)
@@ -132,7 +135,7 @@ class Dispatcher:
             if name not in self.transports or not ch.routing.accepts(n.level, n.change):
                 continue
             routed = True
-            if self.outbox.put(name, n, self.cfg.extra_recipients(name, n.at), now):
+            if self.outbox.put(name, n, self._extra(name, n.at), now):
                 queued += 1
             else:
                 self._count("deduplicated")

@@ -47,38 +47,41 @@ class EmailTransport:
         self.cfg = cfg
 
     def send(self, message: Message) -> None:
-        cfg = self.cfg
-        password = cfg.password.get_secret_value() if cfg.password is not None else None
-        ctx = tls_context(str(cfg.ca_file) if cfg.ca_file else None, cfg.verify_tls)
-        recipients = [*cfg.to, *(r for r in message.extra_recipients if r not in cfg.to)]
-        email = build_email(cfg, message)
-        try:
-            smtp: smtplib.SMTP
-            if cfg.ssl:
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=ctx)
-            else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
-            with smtp:
+        recipients = [*self.cfg.to, *(r for r in message.extra_recipients if r not in self.cfg.to)]
+        deliver(self.name, self.cfg, build_email(self.cfg, message), recipients)
+
+
+def deliver(name: str, cfg: EmailChannel, email: EmailMessage, recipients: list[str]) -> None:
+    """Send ``email`` through the channel's SMTP server; DeliveryError says whether a retry can help."""
+    password = cfg.password.get_secret_value() if cfg.password is not None else None
+    ctx = tls_context(str(cfg.ca_file) if cfg.ca_file else None, cfg.verify_tls)
+    try:
+        smtp: smtplib.SMTP
+        if cfg.ssl:
+            smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=ctx)
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+        with smtp:
+            smtp.ehlo()
+            if cfg.starttls:
+                smtp.starttls(context=ctx)
                 smtp.ehlo()
-                if cfg.starttls:
-                    smtp.starttls(context=ctx)
-                    smtp.ehlo()
-                if cfg.username is not None and password is not None:
-                    smtp.login(cfg.username, password)
-                refused = smtp.send_message(email, from_addr=cfg.sender, to_addrs=recipients)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"email channel {self.name}: {cfg.host}:{cfg.port} refused the login "
-                                f"(code {exc.smtp_code})", retryable=False) from None
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
-            raise DeliveryError(f"email channel {self.name}: addresses refused: "
-                                f"{redact(str(exc), [password])}", retryable=False) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"email channel {self.name}: {cfg.host}:{cfg.port} does not support "
-                                f"{redact(str(exc), [password])}", retryable=False) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            # connection refused, timeouts, TLS failures, 4xx answers: the server may be back later
-            raise DeliveryError(f"email channel {self.name}: {cfg.host}:{cfg.port}: {type(exc).__name__}: "
-                                f"{redact(str(exc), [password])}", retryable=True) from None
-        if refused:
-            log.warning("email channel %s: %d recipients refused", self.name, len(refused))
-        log.info("email channel %s: sent %r to %d recipients", self.name, message.title, len(recipients))
+            if cfg.username is not None and password is not None:
+                smtp.login(cfg.username, password)
+            refused = smtp.send_message(email, from_addr=cfg.sender, to_addrs=recipients)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(f"email channel {name}: {cfg.host}:{cfg.port} refused the login "
+                            f"(code {exc.smtp_code})", retryable=False) from None
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+        raise DeliveryError(f"email channel {name}: addresses refused: "
+                            f"{redact(str(exc), [password])}", retryable=False) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise DeliveryError(f"email channel {name}: {cfg.host}:{cfg.port} does not support "
+                            f"{redact(str(exc), [password])}", retryable=False) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        # connection refused, timeouts, TLS failures, 4xx answers: the server may be back later
+        raise DeliveryError(f"email channel {name}: {cfg.host}:{cfg.port}: {type(exc).__name__}: "
+                            f"{redact(str(exc), [password])}", retryable=True) from None
+    if refused:
+        log.warning("email channel %s: %d recipients refused", name, len(refused))
+    log.info("email channel %s: sent %r to %d recipients", name, str(email["Subject"]), len(recipients))

@@ -53,6 +53,21 @@ class Batch(Base):
     received_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     samples: Mapped[int] = mapped_column(Integer)
     events: Mapped[int] = mapped_column(Integer)
+    # SHA-256 of the request body: a resend is byte-identical, another body under the same id is refused
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class DeviceMove(Base):
+    """A device handed from one agent to another by an admin (``weibao devices move``): the record of
+    who did it, and the signal for every collector process to forget the owners it cached."""
+
+    __tablename__ = "device_moves"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(128), index=True)
+    from_agent: Mapped[str] = mapped_column(String(128))
+    to_agent: Mapped[str] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(128))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class Series(Base):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Integer, String, Text, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -231,9 +231,10 @@ class TicketStore:
 
     def find(self, *, state: TicketState | Sequence[TicketState] | None = None, device: str | None = None,
              rule: str | None = None, opened_since: datetime | None = None,
-             opened_before: datetime | None = None, level: int | None = None, limit: int = 1000,
-             offset: int = 0) -> list[Ticket]:
-        """Tickets, newest first, filtered; each with its whole history. ``offset`` skips that many (pages)."""
+             opened_before: datetime | None = None, not_closed_before: datetime | None = None,
+             level: int | None = None, limit: int = 1000, offset: int = 0) -> list[Ticket]:
+        """Tickets, newest first, filtered; each with its whole history. ``not_closed_before``: leave out
+        tickets closed before that time (still open ones stay). ``offset`` skips that many (pages)."""
         q = (select(TicketRow).order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(limit)
              .offset(offset))
         if level is not None:
@@ -249,6 +250,8 @@ class TicketStore:
             q = q.where(TicketRow.opened_ms >= to_ms(opened_since))
         if opened_before is not None:
             q = q.where(TicketRow.opened_ms < to_ms(opened_before))
+        if not_closed_before is not None:
+            q = q.where(or_(TicketRow.closed_ms.is_(None), TicketRow.closed_ms >= to_ms(not_closed_before)))
         with Session(self.engine) as s:
             rows = s.scalars(q).all()
             if not rows:

@@ -1,4 +1,6 @@
-"""Tickets: the list with filters in the URL, one ticket with its clocks, timeline and actions.
+"""Tickets: the list with filters in the URL, one ticket with its clocks, timeline and actions, and the form
+a person opens a request with (contract.md: a fault a user reports, a request for guidance, a general
+request; the response clock runs from submission).
 
 The actions offered are exactly ``actions.available`` for the person's role (a new row in the actions table
 shows up here unchanged); a posted action goes through ``actions.perform``, so what the state machine or
@@ -13,18 +15,21 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.access import audit
+from weibao.collector.access.accounts import UserRole
 from weibao.collector.access.sessions import Session
 from weibao.collector.console.permissions import acting_roles
 from weibao.collector.console.render import page
 from weibao.collector.console.status import ticket_rows
 from weibao.collector.console.web import SECURITY_HEADERS, Denied, Reader, form
 from weibao.collector.http.deps import client_address, context
+from weibao.collector.http.routers.tickets import RequestBody
 from weibao.collector.http.routers.tickets import now as contract_now
 from weibao.collector.tickets.actions import ACTIONS, UnknownAction, available, perform
-from weibao.collector.tickets.model import LEVELS, IllegalTransition, TicketState
+from weibao.collector.tickets.model import LEVELS, IllegalTransition, TicketKind, TicketState
 from weibao.core.timeutil import SHANGHAI
 
 router = APIRouter()
@@ -90,6 +95,55 @@ def offered(who: Session, ticket: Any, now: datetime) -> list[str]:
         for name in available(ticket, role, now):
             names.setdefault(name, None)
     return [n for n in ACTIONS if n in names]
+
+
+def _request_page(request: Request, who: Session, *, values: dict[str, str], error: str = "",
+                  status: int = 200) -> Response:
+    return page(request, who, "request.html", status=status, kinds=list(TicketKind), levels=LEVELS,
+                sets_level=who.account.role != UserRole.CLIENT, values=values, error=error)
+
+
+@router.get("/tickets/new")
+async def request_form(request: Request, who: Reader) -> Response:
+    return _request_page(request, who, values={"kind": TicketKind.FAULT.value, "level": "3"})
+
+
+@router.post("/tickets/new")
+async def open_request(request: Request, who: Reader) -> Response:
+    """Open a request as the API's ``POST /api/v1/tickets`` does: the same body rules, level 3 unless an
+    engineer (or admin) sets another, a device named must be a registered one; audited."""
+    data = await form(request, who)
+    values = {k: str(data.get(k) or "").strip() for k in ("kind", "summary", "note", "device", "level")}
+    ctx = context(request)
+    try:
+        level = int(values["level"] or "3")
+        body = RequestBody(kind=TicketKind(values["kind"] or "fault"), summary=values["summary"],
+                           note=values["note"], device=values["device"], level=level)
+    except (ValueError, ValidationError) as exc:
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            problem = f"{'.'.join(str(p) for p in first['loc']) or 'form'}: {first['msg']}"
+        else:
+            problem = "kind, level: not one of the choices"
+        return _request_page(request, who, values=values, error=problem, status=422)
+    if body.level != 3 and who.account.role == UserRole.CLIENT:
+        raise Denied(403, "only an engineer sets a level other than 3")
+    unknown = await run_in_threadpool(ctx.registry.unknown, {body.device}) if body.device else []
+    if unknown:
+        return _request_page(request, who, values=values, error=f"device: unknown device {body.device!r}",
+                             status=422)
+    svc = ctx.contract
+
+    def run() -> Any:
+        return svc.ops.open(device=body.device, rule=body.kind.value, at=contract_now(), episode=None,
+                            note=body.note, level=body.level, actor=who.account.name, kind=body.kind,
+                            summary=body.summary)
+
+    ticket = await run_in_threadpool(run)
+    await run_in_threadpool(lambda: audit.record(
+        ctx.engine, actor=who.account.name, role=who.account.role.value, address=client_address(request),
+        via=audit.Via.CONSOLE, action="ticket.open", target=ticket.id, ok=True, detail=body.summary))
+    return RedirectResponse(f"/tickets/{quote(ticket.id, safe='')}", status_code=303, headers=SECURITY_HEADERS)
 
 
 @router.get("/tickets/{ticket_id}")

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from weibao.collector.http.routers import devices, health, ingest, maintenance, tickets
+from weibao.collector.http.routers import devices, health, ingest, maintenance, reports, tickets
 
 ROUTERS: tuple[APIRouter, ...] = (ingest.router, devices.router, tickets.router, maintenance.router,
-                                  health.router)
+                                  reports.router, health.router)

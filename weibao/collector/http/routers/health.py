@@ -7,6 +7,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.http.deps import Ctx, json_response
+from weibao.collector.http.guard import metrics_lines
 
 router = APIRouter()
 
@@ -30,8 +31,8 @@ async def healthz(ctx: Ctx) -> Response:
 
 @router.get("/metrics")
 async def metrics(ctx: Ctx) -> Response:
-    lines = ctx.contract.calendar_watch.metrics()
+    lines = [*ctx.contract.calendar_watch.metrics(), *metrics_lines()]
     if ctx.contract.ha is not None:
         lines = [*lines, *ctx.contract.ha.metrics()]
-    text = ctx.metrics.render() + "\n".join(lines) + "\n"
+    text = ctx.metrics.render() + ctx.reports.metrics.render() + "".join(f"{line}\n" for line in lines)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -12,10 +12,10 @@ import time
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from weibao.collector.auth import Principal, Role
+from weibao.collector.auth import Principal
 from weibao.collector.errors import Refused
 from weibao.collector.http.context import Context
-from weibao.collector.http.deps import Anyone, Ctx, authenticate, context, json_response, read_body
+from weibao.collector.http.deps import Agent, Ctx, authenticate, context, json_response, read_body
 from weibao.collector.validate import parse
 from weibao.core.wire import CLOCK_WARN_S, INGEST_PATH, INVENTORY_PATH, InventoryRegistration, http_date
 
@@ -61,9 +61,10 @@ async def ingest(request: Request) -> Response:
 
 
 @router.put(INVENTORY_PATH)
-async def inventory(request: Request, ctx: Ctx, who: Anyone) -> Response:
+async def inventory(request: Request, ctx: Ctx, who: Agent) -> Response:
+    """An agent's whole set of devices; 403 for another agent's name or for a device another agent owns."""
     body = await read_body(request, MAX_INVENTORY_BYTES)
     reg = parse(body, InventoryRegistration)
-    if who.role == Role.AGENT and reg.agent != who.name:
+    if reg.agent != who.name:
         raise Refused(403, "wrong_agent", f"this token may not register devices for agent {reg.agent!r}")
     return json_response(await run_in_threadpool(ctx.registry.register, reg))

@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from weibao.collector.contract.calendar import local
 from weibao.collector.http.deps import Ctx, Engineer, audit, json_response, read_body
 from weibao.collector.tickets.store import StoredWindow
-from weibao.collector.validate import bad_field, parse, parse_time
+from weibao.collector.validate import bad_field, in_range, parse, parse_time
+from weibao.core.wire import DeviceName
 
 router = APIRouter()
 MAX_BODY = 64 * 1024
@@ -25,7 +26,7 @@ MAX_BODY = 64 * 1024
 class WindowBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    devices: list[str] = Field(min_length=1, max_length=10_000)
+    devices: list[DeviceName] = Field(min_length=1, max_length=10_000)
     start: AwareDatetime
     end: AwareDatetime
     reason: str = Field("", max_length=2_000)
@@ -41,6 +42,8 @@ def _window_json(w: StoredWindow | None, *, devices: frozenset[str], start: date
 @router.post("/api/v1/maintenance")
 async def add_window(request: Request, ctx: Ctx, who: Engineer) -> Response:
     body = parse(await read_body(request, MAX_BODY) or b"{}", WindowBody)
+    in_range(body.start, "start")
+    in_range(body.end, "end")
     if body.end <= body.start:
         raise bad_field("end", "must be after start")
     svc = ctx.contract

@@ -2,7 +2,7 @@
 the leader row (term, holder, how far the engine has worked through the feed).
 
 Revision ID: 0009
-Revises: 0006 (re-chained after 0008 once the migrations of the other branches are merged)
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
