@@ -7,7 +7,8 @@ neither lost nor opened again, and its clocks are the same. The engine feed keep
 
 By hand (rules/contract.yaml, category ``mis``): device ``mis-ha-1`` is down yesterday 09:20-09:30 (a level 3
 ticket, restored) and again from 10:10 (a second ticket: 40 min later is past the 30 min re-open window);
-``mis-ha-2`` stays up.
+``mis-ha-4`` is down 09:40-10:20, across the kill (one ticket, opened by the old leader, restored by the new
+one at 10:20); ``mis-ha-2`` stays up.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ pytestmark = [pytest.mark.timeout(180),
 
 CST = ZoneInfo("Asia/Shanghai")
 STEP = timedelta(seconds=60)
-AGENTS = {"site-ha-1": "mis-ha-1", "site-ha-2": "mis-ha-2"}
+AGENTS = {"site-ha-1": "mis-ha-1", "site-ha-2": "mis-ha-2", "site-ha-4": "mis-ha-4"}
 PER_BATCH = 5  # samples (minutes) per batch
 TAKEOVER_S = 15.0  # the bound asserted on: kill -> the other replica leads
 TICKET_S = 30.0  # kill -> the ticket of the fault that began after it
@@ -204,26 +205,34 @@ def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postg
                     hold_before=14)  # batch 14 begins at 10:10: the second fault begins after the kill
         s2 = Sender("site-ha-2", [a.url, b.url], agent_tokens["site-ha-2"],
                     chunks("site-ha-2", timeline(day, "mis-ha-2", [])[1:]), 0.3)
-        workers = [threading.Thread(target=s.run) for s in (s1, s2)]
+        across = (at(day, 9, 40), at(day, 10, 20))
+        s4 = Sender("site-ha-4", [a.url, b.url], agent_tokens["site-ha-4"],
+                    chunks("site-ha-4", timeline(day, "mis-ha-4", [across])), 0.05,
+                    hold_before=12)  # batch 12 begins at 10:00: the outage goes on after the kill
+        senders = (s1, s2, s4)
+        workers = [threading.Thread(target=s.run) for s in senders]
         for w in workers:
             w.start()
-        assert s1.reached.wait(60), s1.errors
-        first = wait_for(lambda: len(tickets(a.url, eng, "mis-ha-1")) == 1
-                         and tickets(a.url, eng, "mis-ha-1")[0]["state"] == "restored", 30,
-                         "replica a opens and restores the first outage's ticket")
-        assert first < 30
+        assert s1.reached.wait(60) and s4.reached.wait(60), (s1.errors, s4.errors)
+        wait_for(lambda: len(tickets(a.url, eng, "mis-ha-1")) == 1
+                 and tickets(a.url, eng, "mis-ha-1")[0]["state"] == "restored"
+                 and len(tickets(a.url, eng, "mis-ha-4")) == 1, 30,
+                 "replica a opens and restores the first outage's ticket, and opens the one across the kill")
         before = tickets(a.url, eng, "mis-ha-1")[0]
+        before_4 = tickets(a.url, eng, "mis-ha-4")[0]
+        assert before_4["state"] == "open" and before_4["opened_at"] == across[0].isoformat(), before_4
 
         os.kill(a.proc.pid, signal.SIGKILL)  # agent 2 is still shipping
         killed = time.monotonic()
         a.proc.wait(10)
         s1.go.set()
+        s4.go.set()
         takeover = wait_for(lambda: health(b).get("leader") is True, TAKEOVER_S, "replica b leads after the kill")
         wait_for(lambda: len(tickets(b.url, eng, "mis-ha-1")) == 2, TICKET_S, "the survivor opens the new ticket")
         ticket_s = time.monotonic() - killed
         for w in workers:
             w.join(60)
-        assert not s1.errors and not s2.errors, (s1.errors, s2.errors)
+        assert not any(s.errors for s in senders), [s.errors for s in senders]
         assert health(b)["leader_replica"] == "b"
 
         # settle: what the agents sent last is in the engine, then the tickets are final
@@ -235,10 +244,16 @@ def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postg
                {k: before[k] for k in ("id", "level", "opened_at", "restored_at", "clocks")}
         assert new["opened_at"] == fault_2[0].isoformat() and new["state"] == "open" and new["level"] == 3, new
         assert tickets(b.url, eng, "mis-ha-2") == []
+        (after_4,) = tickets(b.url, eng, "mis-ha-4")
+        assert (after_4["id"], after_4["opened_at"], after_4["level"]) == \
+               (before_4["id"], before_4["opened_at"], before_4["level"])
+        assert after_4["state"] == "restored" and after_4["restored_at"] == across[1].isoformat(), after_4
+        assert after_4["clocks"]["response"] == before_4["clocks"]["response"]
 
-        _stored_once(pg, vm, [twin["batch_id"], *s1.acked, *s2.acked],
+        _stored_once(pg, vm, [twin["batch_id"], *(bid for s in senders for bid in s.acked)],
                      {"mis-ha-1": sum(len(x["samples"]) for x in s1.batches),
-                      "mis-ha-2": 1 + sum(len(x["samples"]) for x in s2.batches)})
+                      "mis-ha-2": 1 + sum(len(x["samples"]) for x in s2.batches),
+                      "mis-ha-4": sum(len(x["samples"]) for x in s4.batches)})
         print(f"\nfailover: kill -> replica b leads in {takeover:.2f} s; kill -> new ticket in {ticket_s:.2f} s")
 
 
