@@ -244,6 +244,11 @@ def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postg
                {k: before[k] for k in ("id", "level", "opened_at", "restored_at", "clocks")}
         assert new["opened_at"] == fault_2[0].isoformat() and new["state"] == "open" and new["level"] == 3, new
         assert tickets(b.url, eng, "mis-ha-2") == []
+        try:
+            wait_for(lambda: tickets(b.url, eng, "mis-ha-4")[0]["state"] == "restored", 20, "restored")
+        except AssertionError:
+            print(b.log()[-20000:])
+            raise
         (after_4,) = tickets(b.url, eng, "mis-ha-4")
         assert (after_4["id"], after_4["opened_at"], after_4["level"]) == \
                (before_4["id"], before_4["opened_at"], before_4["level"])

@@ -5,6 +5,15 @@ an earlier term), hands the engine the feed rows the previous leader had not wor
 are in the stores and come back through the engine's start-up replay; their events and watched samples
 come from the rows), then starts the engine (replay, then live) and follows the feed. On step-down it stops
 all of it; ingest goes on. Tickets are found by episode id, so a replay never opens one twice.
+
+Catch-up. A single collector's start-up replay only rebuilds state and then syncs the episodes still open:
+whatever it replays, that collector had acted on before it stopped. A new leader's replay also holds what
+the other replicas stored while no engine ran (between the old leader's last batch and the replay): a fault
+that ended there, or began and ended there. So once the replay is done and every feed row committed before
+it has been handed over, the engine runs one catch-up on its own thread: every ended episode whose ticket is
+still active is synced (its restoration, at the episode's own end time), and every ended episode without a
+ticket that ends at or after the earliest fault sample of those feed rows is synced too (opened and
+restored, as live data would have done).
 """
 
 from __future__ import annotations
@@ -14,12 +23,14 @@ import socket
 import threading
 import time
 from collections import deque
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
 from weibao.collector.config import CollectorConfig
 from weibao.collector.engine.extras import UPS_METRIC
+from weibao.collector.engine.replay import FAULT_METRICS
 from weibao.collector.engine.service import ContractEngine
 from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.ha import feed
@@ -27,7 +38,7 @@ from weibao.collector.ha.leader import Elector
 from weibao.collector.notify.dispatcher import Dispatcher
 from weibao.collector.notify.outbox import SqlOutbox
 from weibao.collector.storage import SampleStore
-from weibao.collector.tickets.ops import TicketOps
+from weibao.collector.tickets.ops import ACTIVE, TicketOps
 from weibao.core.timeutil import now_ms
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,23 @@ def replica_name(config: CollectorConfig) -> str:
     return f"{socket.gethostname()}:{port}"
 
 
+def catch_up(engine: ContractEngine, since: datetime | None) -> int:
+    """Sync the ended episodes no engine acted on (see the module docstring); on the engine's thread.
+    Returns how many were synced."""
+    ev, now, n = engine.evaluator, engine.now(), 0
+    for device in list(engine.book.specs):
+        for tracker in ev.trackers(device):
+            for ep in tracker.episodes(now):
+                if ep.is_open or ep.end is None:
+                    continue
+                ticket = engine.ops.by_episode(ep.id)
+                if (ticket is not None and ticket.state in ACTIVE) or (
+                        ticket is None and since is not None and ep.end >= since):
+                    engine.sync.sync(ep, ev, now, allow_ended=True)
+                    n += 1
+    return n
+
+
 def writer(services: ContractServices) -> feed.FeedWriter:
     return feed.FeedWriter({UPS_METRIC, *(c.metric for c in services.files.danger_checks)})
 
@@ -73,6 +101,8 @@ class _Term:
         self._seq = 0
         self.position = 0  # the newest feed id the engine has processed (or skipped)
         self.read_to = 0  # the newest feed id handed to the engine
+        self.earliest: datetime | None = None  # of the fault samples handed over before the catch-up
+        self.caught_up = False
 
     def start(self) -> None:
         with self.rt.state.connect() as conn:
@@ -111,6 +141,10 @@ class _Term:
 
     def _hand(self, item: feed.FeedItem) -> None:
         if item.kind == feed.BATCH and item.batch is not None:
+            if not self.caught_up:
+                for s in item.batch.samples:
+                    if s["metric"] in FAULT_METRICS and (self.earliest is None or s["ts"] < self.earliest):
+                        self.earliest = s["ts"]
             self.engine.submit(item.batch)
             self._seq += 1  # the engine numbers the batches it is given 1, 2, ...: this is the only giver
             self._submitted.append((self._seq, item.id))
@@ -126,11 +160,34 @@ class _Term:
             self.position = self.read_to
         return self.position
 
+    def _catch_up(self) -> None:
+        """Once the replay is done: hand over every row committed before it, then the catch-up."""
+        for _ in range(10_000):  # bounded: rows keep coming while it reads; FEED_READ at a time
+            items = feed.read(self.rt.state, self.read_to, FEED_READ)
+            for item in items:
+                self._hand(item)
+            if len(items) < FEED_READ:
+                break
+        since = self.earliest
+        self.caught_up = True
+
+        def run() -> None:
+            try:
+                n = catch_up(self.engine, since)
+            except Exception:  # the live engine goes on; the episodes are synced again as data comes
+                log.exception("term %d: catch-up after the replay failed", self.term)
+            else:
+                log.info("term %d: catch-up synced %d ended episodes (fault samples since %s)", self.term, n,
+                         since.isoformat() if since is not None else "-")
+        self.engine.call(run)
+
     def _follow(self) -> None:
         poll = self.rt.config.ha.feed_poll_s
         recorded, last_record, last_prune = -1, 0.0, time.monotonic()
         while not self._stop.is_set():
             try:
+                if not self.caught_up and self.engine.ready.is_set():
+                    self._catch_up()
                 items = feed.read(self.rt.state, self.read_to, FEED_READ)
                 for item in items:
                     if self._stop.is_set():
