@@ -359,6 +359,47 @@ def test_the_feed_keeps_commit_order(pg: postgres.Postgres, tmp_path: Path) -> N
         engine.dispose()
 
 
+def test_a_new_leader_acts_on_what_was_stored_while_none_led(tmp_path: Path, pg: postgres.Postgres,
+                                                             vm: victoria.Victoria) -> None:
+    """The leader dies during an outage; only an ingest-only replica (``ha.candidate: false``) is left, and it
+    stores the outage's end and a whole second outage; a replica started afterwards leads, replays, and
+    restores the first ticket at its own time and opens (and restores) the second: nothing was acted on live."""
+    for name in ("f", "g", "h"):
+        (tmp_path / name).mkdir()
+    with ExitStack() as stack:
+        f = stack.enter_context(run_collector(tmp_path / "f", replica_config(pg, vm, "f")))
+        wait_for(lambda: health(f).get("leader") is True, 15, "replica f leads")
+        g = stack.enter_context(run_collector(tmp_path / "g", {**replica_config(pg, vm, "g"), "ha": {
+            "replica": "g", "candidate": False}}))
+        eng, tok = f.token("li", "engineer"), f.token("site-ha-6")
+        auth = {"Authorization": f"Bearer {tok}"}
+        r = httpx.put(f"{g.url}/api/v1/inventory", json=registration("site-ha-6", "mis-ha-6"), headers=auth, timeout=10)
+        assert r.status_code == 200, r.text
+        day = (datetime.now(CST) - timedelta(days=1)).date()
+        first, second = (at(day, 9, 20), at(day, 9, 30)), (at(day, 10, 5), at(day, 10, 15))
+        batches = chunks("site-ha-6", timeline(day, "mis-ha-6", [first, second]))
+        for b in batches[:5]:  # 09:00-09:24 to the leader: the first outage begins
+            assert httpx.post(f"{f.url}/api/v1/ingest", json=b, headers=auth, timeout=10).status_code == 200
+        wait_for(lambda: len(tickets(f.url, eng, "mis-ha-6")) == 1, 30, "replica f opens the first ticket")
+        opened = tickets(f.url, eng, "mis-ha-6")[0]
+        os.kill(f.proc.pid, signal.SIGKILL)
+        f.proc.wait(10)
+        for b in batches[5:]:  # the rest, stored while no replica leads
+            assert httpx.post(f"{g.url}/api/v1/ingest", json=b, headers=auth, timeout=10).status_code == 200
+        time.sleep(1.0)
+        assert health(g)["leader"] is False
+        assert [t["state"] for t in tickets(g.url, eng, "mis-ha-6")] == ["open"]  # no engine acted
+        h = stack.enter_context(run_collector(tmp_path / "h", replica_config(pg, vm, "h")))
+        wait_for(lambda: health(h).get("leader") is True, 15, "replica h leads")
+        wait_for(lambda: [t["state"] for t in tickets(h.url, eng, "mis-ha-6")] == ["restored", "restored"], 30,
+                 f"replica h restores the first ticket and opens the second:\n{h.log()[-3000:]}")
+        one, two = tickets(h.url, eng, "mis-ha-6")
+        assert (one["id"], one["opened_at"], one["restored_at"]) == (opened["id"], first[0].isoformat(),
+                                                                     first[1].isoformat())
+        assert (two["opened_at"], two["restored_at"], two["level"]) == (second[0].isoformat(),
+                                                                        second[1].isoformat(), 3), two
+
+
 def _pg_ctl(pg: postgres.Postgres, *args: str) -> None:
     subprocess.run(postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(pg.datadir), *args]),
                    check=True, capture_output=True, timeout=60)

@@ -128,6 +128,8 @@ class HaConfig(_Strict):
     # this collector's name in /metrics, GET /api/v1/contract and the logs; default HOST:PORT of ``listen``
     # on this machine's host name
     replica: str | None = Field(None, min_length=1, max_length=200)
+    # false: this replica ingests (and serves the API) but never runs the engine (an ingest-only replica)
+    candidate: bool = True
     # candidates try for the leadership this often, and the leader confirms it still holds it
     check_interval_s: float = Field(1.0, ge=0.05, le=60)
     # a leader that cannot confirm its hold for this long stops its engine; PostgreSQL ends a silent

@@ -234,7 +234,11 @@ class HaRuntime:
         return self.elector.leading and self._term is not None
 
     def start(self) -> None:
-        self.elector.start()
+        if self.config.ha.candidate:
+            self.elector.start()
+        else:
+            log.info("replica %s ingests only (ha.candidate: false): it never runs the contract engine",
+                     self.replica)
 
     def stop(self) -> None:
         self.elector.stop()
@@ -267,7 +271,7 @@ class HaRuntime:
 
     def status(self) -> dict[str, Any]:
         t = self._term
-        return {"replica": self.replica, "leading": self.leading, "term": self.elector.term,
+        return {"replica": self.replica, "candidate": self.config.ha.candidate, "leading": self.leading, "term": self.elector.term,
                 "elections": self.elector.elections,
                 "feed_position": t.position if t is not None else None, "leader": self.leader()}
 
