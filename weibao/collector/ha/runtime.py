@@ -271,8 +271,8 @@ class HaRuntime:
 
     def status(self) -> dict[str, Any]:
         t = self._term
-        return {"replica": self.replica, "candidate": self.config.ha.candidate, "leading": self.leading, "term": self.elector.term,
-                "elections": self.elector.elections,
+        return {"replica": self.replica, "candidate": self.config.ha.candidate, "leading": self.leading,
+                "term": self.elector.term, "elections": self.elector.elections,
                 "feed_position": t.position if t is not None else None, "leader": self.leader()}
 
     def metrics(self) -> list[str]:
