@@ -62,6 +62,8 @@ BENCHES = (
           ("--devices", "300", "--tickets", "3000", "--requests", "10"), 300),
     Bench("reports", "monthly report: JSON build, HTML, PDF, XLSX of 100 to 1,000 devices",
           ("--devices", "100,300,1000"), ("--devices", "100,300"), 900),
+    Bench("ha", "collector replicas: engine takeover after SIGKILL of the leader, ingest over 1-3 replicas",
+          ("--trials", "5", "--samples", "200000"), ("--trials", "2", "--samples", "50000"), 420),
     Bench("agent_memory", "resident memory: agent and collector vs prometheus-snmp-exporter",
           ("--devices", "1000,5000", "--rounds", "3"), ("--devices", "500", "--rounds", "2", "--max-s", "60"), 420),
 )

@@ -28,11 +28,11 @@ from typing import Any
 from weibao.agent.inventory import Inventory, load_inventory
 from weibao.agent.runner import poll_once
 from weibao.agent.scheduler import Job, Scheduler, plan_jobs
-from weibao.agent.shipper import Shipper, ShipperConfig, Sink
+from weibao.agent.shipper import Shipper, ShipperConfig, Sink, collector_urls
 from weibao.agent.spool import SPOOL_FILE, Spool, SpoolLimits, SpoolStats
 from weibao.agent.state import StateStore
 from weibao.agent.traps import TrapReceiver
-from weibao.core.errors import ConfigError
+from weibao.core.errors import ConfigError, Problem
 from weibao.core.files import read_token_file
 from weibao.core.model import Event, Sample
 from weibao.core.transport import check_collector_url, client_tls
@@ -71,8 +71,13 @@ class AgentConfig:
     def tls(self) -> ssl.SSLContext | None:
         """The client TLS context for an https:// collector (None for http://); ConfigError when the URL
         may not carry the token or a TLS file cannot be used."""
-        check_collector_url(self.collector, allow_insecure_http=self.allow_insecure_http)
-        if not self.collector.lower().startswith("https://"):
+        try:
+            urls = collector_urls(self.collector)
+        except ValueError as exc:
+            raise ConfigError([Problem("<command line>", None, "--collector", str(exc))]) from exc
+        for url in urls:  # several replicas: each URL must be fit to carry the token
+            check_collector_url(url, allow_insecure_http=self.allow_insecure_http)
+        if not any(url.lower().startswith("https://") for url in urls):
             if self.ca_file or self.client_cert or self.client_key:
                 log.warning("--ca-file, --client-cert and --client-key apply to an https:// collector only")
             return None

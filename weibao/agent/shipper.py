@@ -21,6 +21,12 @@ Each request carries an HTTP ``Date`` header and every collector answer has one;
 with its own clock (to the second), logs a warning when they differ by more than ``CLOCK_WARN_S`` and
 ``weibao agent status`` and the agent's /metrics show the difference.
 
+Several collectors (replicas sharing one PostgreSQL): ``url`` may list base URLs separated by commas. The
+sink sends to the one that answered last; when it cannot be reached or answers 502/503/504, the same request
+goes to the next, each at most once per request. A batch still leaves the spool only when a collector
+acknowledged it; a batch that reached the first collector before it failed is answered ``duplicate`` by the
+next (they share the batch ids), so nothing is stored twice.
+
 Transport security: over ``https://`` the collector's certificate is verified (a CA file or the system's
 trust store; mutual TLS with a client certificate when the collector asks for one); a certificate that
 is not trusted is logged as an error, never skipped. Plain ``http://`` carries the token only to this
@@ -40,7 +46,7 @@ import logging
 import random
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -61,6 +67,7 @@ from weibao.core.wire import (
 log = logging.getLogger(__name__)
 
 CLOCK_WARN_EVERY_S = 3600.0
+FAILOVER_STATUSES = frozenset({502, 503, 504})  # the next collector is tried (several URLs)
 RETRY_4XX = frozenset({401, 403, 404, 408, 429})
 ALERT_4XX = frozenset({401, 403, 404})
 
@@ -167,21 +174,49 @@ def _reason(resp: httpx.Response) -> str:
     return json.dumps(body, ensure_ascii=False)[:2000]
 
 
+def collector_urls(url: str) -> list[str]:
+    """The base URLs of ``url``: one, or several separated by commas (replicas, tried in order)."""
+    urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("no collector URL given")
+    return urls
+
+
 class HttpSink:
-    """The collector's HTTP API: POST /api/v1/ingest and PUT /api/v1/inventory with a bearer token."""
+    """The collector's HTTP API: POST /api/v1/ingest and PUT /api/v1/inventory with a bearer token; with
+    several base URLs, fails over to the next (see the module docstring)."""
 
     def __init__(self, url: str, token: str, *, timeout_s: float = 30.0,
                  client: httpx.AsyncClient | None = None, tls: ssl.SSLContext | None = None) -> None:
         """``tls``: the verifying context for an https:// collector (``weibao.core.transport.client_tls``)."""
-        self._base = url.rstrip("/")
+        self.urls = collector_urls(url)
+        self.current = 0  # index of the URL that answered last
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._client = client or httpx.AsyncClient(timeout=timeout_s, verify=tls if tls is not None else True)
         self._own_client = client is None
 
     async def _call(self, method: str, path: str, body: bytes) -> SendResult:
+        n = len(self.urls)
+        res = SendResult(None, "no collector URL")
+        refused = True
+        for k in range(n):
+            i = (self.current + k) % n
+            res = await self._call_one(self.urls[i], method, path, body)
+            refused = refused and res.refused
+            if res.status is not None and res.status not in FAILOVER_STATUSES:
+                if i != self.current:
+                    log.warning("collector %s answers (%s did not): shipping there", self.urls[i],
+                                self.urls[self.current])
+                    self.current = i
+                return res
+            if n > 1:
+                log.info("collector %s: %s; trying the next", self.urls[i], res.detail or res.status)
+        return replace(res, refused=refused)
+
+    async def _call_one(self, base: str, method: str, path: str, body: bytes) -> SendResult:
         headers = {**self._headers, "Date": email.utils.formatdate(usegmt=True)}
         try:
-            resp = await self._client.request(method, f"{self._base}{path}", content=body, headers=headers)
+            resp = await self._client.request(method, f"{base}{path}", content=body, headers=headers)
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if _untrusted(exc):

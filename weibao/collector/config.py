@@ -119,6 +119,33 @@ class ContractConfig(_Strict):
     live_horizon_s: float = Field(3600.0, gt=0)
 
 
+class HaConfig(_Strict):
+    """Several collectors on one PostgreSQL: every one ingests, one at a time (the leader) runs the contract
+    engine, the sweeps, the notification sending and the scheduled jobs (``weibao.collector.ha``)."""
+
+    # None: on when the state store is PostgreSQL; true with SQLite is refused (one host, one process)
+    enabled: bool | None = None
+    # this collector's name in /metrics, GET /api/v1/contract and the logs; default HOST:PORT of ``listen``
+    # on this machine's host name
+    replica: str | None = Field(None, min_length=1, max_length=200)
+    # false: this replica ingests (and serves the API) but never runs the engine (an ingest-only replica)
+    candidate: bool = True
+    # candidates try for the leadership this often, and the leader confirms it still holds it
+    check_interval_s: float = Field(1.0, ge=0.05, le=60)
+    # a leader that cannot confirm its hold for this long stops its engine; PostgreSQL ends a silent
+    # session (and with it the hold) later than this, so two leaders never overlap (README, HA layout)
+    step_down_after_s: float = Field(5.0, ge=0.5, le=300)
+    # how often the leader looks for batches committed by the other replicas
+    feed_poll_s: float = Field(0.25, ge=0.01, le=10)
+
+    @model_validator(mode="after")
+    def _intervals(self) -> HaConfig:
+        if self.step_down_after_s < 2 * self.check_interval_s:
+            raise ValueError("step_down_after_s must be at least twice check_interval_s (one missed check "
+                             "must not end the leadership)")
+        return self
+
+
 class LoginLimits(_Strict):
     """Login throttling: failures counted per account and per address within ``window_s``; reaching a limit
     locks that account (or address) for ``lockout_s``, whatever password comes next."""
@@ -205,6 +232,14 @@ class CollectorConfig(_Strict):
     tls: TlsConfig | None = None
     connections: ConnectionsConfig = ConnectionsConfig()
     reports: ReportsConfig = ReportsConfig()
+    ha: HaConfig = HaConfig()
+
+    @model_validator(mode="after")
+    def _ha_needs_postgresql(self) -> CollectorConfig:
+        if self.ha.enabled is True and not self.state_is_postgresql:
+            raise ValueError("ha.enabled needs a PostgreSQL state_url (replicas share the state through it); "
+                             "with SQLite one collector process serves the site")
+        return self
 
     @model_validator(mode="after")
     def _contract_workers(self) -> CollectorConfig:
@@ -216,6 +251,19 @@ class CollectorConfig(_Strict):
     @property
     def contract_enabled(self) -> bool:
         return self.workers == 1 if self.contract.enabled is None else self.contract.enabled
+
+    @property
+    def state_is_postgresql(self) -> bool:
+        scheme = (self.state_url or "sqlite").split(":", 1)[0]
+        return scheme.split("+", 1)[0] == "postgresql"
+
+    @property
+    def ha_enabled(self) -> bool:
+        """Whether this collector is one of possibly several replicas (leader election, engine feed); every
+        worker process of a replica is a candidate of its own. Off when the contract engine is turned off."""
+        if self.contract.enabled is False:
+            return False
+        return self.state_is_postgresql if self.ha.enabled is None else self.ha.enabled
 
     @property
     def state_path(self) -> Path:

@@ -38,12 +38,12 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from weibao.collector import rollup
@@ -124,6 +124,8 @@ class Ingestor:
         self.write_lock = write_lock
         self.series_ids = rollup.SeriesIds(engine)
         self.listeners: list[Callable[[IngestBatch], None]] = []
+        # last statements of every ingest transaction, given its new batches (the engine feed of replicas)
+        self.feed: Callable[[Connection, Sequence[IngestBatch]], None] | None = None
         self._label_keys: dict[tuple[tuple[str, str], ...], str] = {}
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
@@ -340,6 +342,8 @@ class Ingestor:
                 events = [_event_row(e, p.bid, p.batch.agent) for p in members for e in p.batch.events]
                 if events:
                     conn.execute(insert(EventRow), events)
+                if self.feed is not None:
+                    self.feed(conn, [p.batch for p in members])
         except IntegrityError:
             # a batch id committed meanwhile by another process: nothing of the group was kept
             for p in members:
@@ -391,6 +395,8 @@ class Ingestor:
                     rollup.upsert(conn, rows)
                     if batch.events:
                         conn.execute(insert(EventRow), [_event_row(e, bid, batch.agent) for e in batch.events])
+                    if self.feed is not None:
+                        self.feed(conn, [batch])
             except IntegrityError:
                 stored = self._stored(bid)
                 if stored is not None:

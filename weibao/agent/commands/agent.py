@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "agent", help="run the agent daemon: poll on schedule, spool, ship to the collector, receive traps")
     p.add_argument("--inventory", "-i", type=Path, help="inventory YAML file")
     p.add_argument("--collector", help="the collector's base URL, e.g. https://collector.example:8470 "
-                                       "(http:// only to this machine, unless --allow-insecure-http)")
+                                       "(http:// only to this machine, unless --allow-insecure-http); several "
+                                       "replicas: URLs separated by commas, tried in order (failover)")
     p.add_argument("--token-file", type=Path, help="file holding the collector token (mode 0600)")
     p.add_argument("--ca-file", type=Path, default=os.environ.get("WEIBAO_CA_FILE") or None,
                    help="CA certificate(s) that signed an https:// collector's certificate (default: "

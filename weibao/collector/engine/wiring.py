@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -30,6 +31,27 @@ from weibao.collector.tickets.views import ticket_clocks
 log = logging.getLogger(__name__)
 
 
+class Replicas(Protocol):
+    """This collector as one replica of several (``weibao.collector.ha.runtime.HaRuntime``)."""
+
+    replica: str
+
+    @property
+    def leading(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def signal_maintenance(self) -> None: ...
+
+    def leader(self) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def metrics(self) -> list[str]: ...
+
+
 @dataclass
 class ContractServices:
     files: ContractFiles
@@ -38,17 +60,30 @@ class ContractServices:
     dispatcher: Dispatcher
     engine: ContractEngine | None
     calendar_watch: CalendarWatch
+    # several replicas (``ha``): the elector sets ``engine`` while this replica leads, None otherwise
+    ha: Replicas | None = None
 
     def clocks(self, ticket: Ticket, now: datetime) -> Clocks:
         return ticket_clocks(ticket, calendar=self.files.calendar, limits=self.files.rules.clocks, now=now)
 
+    def reload_maintenance(self) -> None:
+        """The maintenance windows changed: tell the engine, wherever it runs."""
+        if self.ha is not None:
+            self.ha.signal_maintenance()
+        elif self.engine is not None:
+            self.engine.reload_maintenance()
+
     def start(self) -> None:
-        if self.engine is not None:
+        if self.ha is not None:
+            self.ha.start()
+        elif self.engine is not None:
             self.dispatcher.start()
             self.engine.start()
 
     def stop(self) -> None:
-        if self.engine is not None:
+        if self.ha is not None:
+            self.ha.stop()
+        elif self.engine is not None:
             self.engine.stop()
             self.dispatcher.stop()
 
@@ -61,7 +96,9 @@ def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore
                             extra_recipients=files.calendar.extra_recipients)
     ops = TicketOps(store, dispatcher.submit)
     runner = None
-    if config.contract_enabled:
+    if config.ha_enabled:
+        log.info("replica of several (ha): the contract engine runs while this collector leads")
+    elif config.contract_enabled:
         runner = ContractEngine(config.contract, files, ops, samples)
     elif config.workers > 1:
         log.warning("contract engine off: %d worker processes each see only their own batches; run the "

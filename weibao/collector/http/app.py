@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from weibao.collector import console
 from weibao.collector.config import DATA_FILES, CollectorConfig
 from weibao.collector.engine.wiring import ContractServices, build_contract
+from weibao.collector.ha.runtime import HaRuntime, writer
 from weibao.collector.http import deps
 from weibao.collector.http.context import Context
 from weibao.collector.http.guard import install_accept_log
@@ -34,6 +35,9 @@ def _pruner(ctx: Context, stop: threading.Event) -> None:
     wait = min(r.prune_interval_s, 60.0)
     while not stop.wait(wait):
         wait = r.prune_interval_s
+        ha = ctx.contract.ha
+        if ha is not None and not ha.leading:  # of several replicas, the leader prunes
+            continue
         try:
             done = ctx.ingestor.prune(raw_days=r.raw_days, batch_days=r.raw_days,
                                       rollup_days={300: r.rollup_300_days, 3600: r.rollup_3600_days})
@@ -66,7 +70,12 @@ def create_app(config: CollectorConfig) -> FastAPI:
     reports = build_reports(config, engine, store, contract)  # a bad reports.channel fails here
     ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract, reports)
     retention = FileLock(run / "retention.lock")
-    if contract.engine is not None:
+    if config.ha_enabled:
+        ha = HaRuntime(config, engine, store, contract)
+        ha.jobs.append(reports)  # the scheduled reports run on the leader, while it leads
+        contract.ha = ha
+        ingestor.feed = writer(contract)
+    elif contract.engine is not None:
         ingestor.subscribe(contract.engine.submit)
 
     @asynccontextmanager
@@ -80,7 +89,8 @@ def create_app(config: CollectorConfig) -> FastAPI:
             thread.start()
             watch = asyncio.create_task(_watch_calendar(contract))
         contract.start()
-        reports.start()
+        if contract.ha is None:
+            reports.start()
         try:
             yield
         finally:

@@ -8,10 +8,12 @@ Authentication happens in one place (``authenticate``): no or an unknown bearer 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -20,6 +22,8 @@ from weibao.collector.access.audit import Via, record
 from weibao.collector.auth import Principal, Role
 from weibao.collector.errors import Refused
 from weibao.collector.http.context import Context
+
+log = logging.getLogger(__name__)
 
 
 def context(request: Request) -> Context:
@@ -45,6 +49,13 @@ def install(app: FastAPI) -> None:
         return refused_response(exc)
 
     app.add_exception_handler(Refused, handler)
+
+    async def unavailable(_request: Request, exc: Exception) -> Response:
+        # PostgreSQL away (or SQLite locked) anywhere below a route, e.g. the token lookup: retry later
+        log.warning("state store unavailable: %s", getattr(exc, "orig", exc))
+        return refused_response(Refused(503, "state_unavailable", "state store unavailable, retry later"))
+
+    app.add_exception_handler(OperationalError, unavailable)
 
 
 async def authenticate(request: Request) -> Principal:

@@ -176,3 +176,34 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(255))
     outcome: Mapped[str] = mapped_column(String(16))  # ok | refused
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class FeedRow(Base):
+    """What the contract engine needs of one committed batch (its fault and watched samples, its events),
+    or a signal to the engine (``kind`` other than ``batch``): how batches ingested by any replica reach
+    the one that runs the engine. Ids are handed out in commit order (``weibao.collector.ha.feed``)."""
+
+    __tablename__ = "engine_feed"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    agent: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    # the event times its fault samples span (None: it has none), so a replay reads only what it needs
+    ts_min_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ts_max_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    body: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class EngineLeader(Base):
+    """The one row saying which replica leads (``term`` counts the leaderships), how far its engine has
+    worked through the feed, and since when the feed holds every batch committed."""
+
+    __tablename__ = "engine_leader"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    term: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(200))
+    since_ms: Mapped[int] = mapped_column(BigInteger)
+    feed_position: Mapped[int] = mapped_column(BigInteger)
+    feed_since_ms: Mapped[int] = mapped_column(BigInteger)

@@ -74,8 +74,7 @@ async def add(request: Request, who: Maintainer) -> Response:
     svc = ctx.contract
     stored = await run_in_threadpool(lambda: svc.store.add_window(
         devices=devices, start=start, end=end, created_by=who.account.name, reason=values["reason"]))
-    if svc.engine is not None:
-        svc.engine.reload_maintenance()
+    svc.reload_maintenance()
     await run_in_threadpool(lambda: audit.record(
         ctx.engine, actor=who.account.name, role=who.account.role.value, address=client_address(request),
         via=audit.Via.CONSOLE, action="maintenance.add", target=f"window {stored.id}",
@@ -91,8 +90,7 @@ async def cancel(request: Request, who: Maintainer, window_id: int) -> Response:
     found = await run_in_threadpool(svc.store.delete_window, window_id)
     if not found:
         raise Denied(404, f"no maintenance window {window_id}")
-    if svc.engine is not None:
-        svc.engine.reload_maintenance()
+    svc.reload_maintenance()
     await run_in_threadpool(lambda: audit.record(
         ctx.engine, actor=who.account.name, role=who.account.role.value, address=client_address(request),
         via=audit.Via.CONSOLE, action="maintenance.cancel", target=f"window {window_id}"))

@@ -50,8 +50,7 @@ async def add_window(request: Request, ctx: Ctx, who: Engineer) -> Response:
     stored = await run_in_threadpool(lambda: svc.store.add_window(
         devices=body.devices, start=local(body.start), end=local(body.end), created_by=who.name,
         reason=body.reason))
-    if svc.engine is not None:
-        svc.engine.reload_maintenance()
+    svc.reload_maintenance()
     w = stored.window
     await audit(request, who, "maintenance.add", f"window {stored.id}",
                 detail=f"{', '.join(sorted(w.devices))}: {w.start.isoformat()} - {w.end.isoformat()} {w.reason}")

@@ -155,4 +155,6 @@ async def contract_status(ctx: Ctx, _who: Engineer) -> Response:
     body: dict[str, Any] = svc.engine.status() if svc.engine is not None else {"enabled": False}
     body["rules"] = svc.files.sources
     body["calendar"] = svc.calendar_watch.json()
+    if svc.ha is not None:
+        body["ha"] = await run_in_threadpool(svc.ha.status)
     return json_response(body)
