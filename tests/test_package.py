@@ -75,7 +75,8 @@ def test_the_wheel_carries_every_run_time_file_under_the_product_name(wheel: Pat
     assert top_level == ["weibao"]
     for needed in ("weibao/rules/contract.yaml", "weibao/agent/profiles/if_mib.yaml",
                    "weibao/collector/contract/calendar_data/cn-holidays.yaml",
-                   "weibao/agent/inspection/templates/report.html.j2",
+                   "weibao/core/inspection/templates/report.html.j2",
+                   "weibao/collector/reports/templates/report.html.j2",
                    "weibao/packaging/systemd/weibao-collector.service",
                    "weibao/collector/state/migrations/versions/0002_tickets.py"):
         assert needed in names

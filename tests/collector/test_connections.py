@@ -9,6 +9,7 @@ closed after the header timeout, /healthz and ingest answer throughout, and the 
 from __future__ import annotations
 
 import json
+import re
 import resource
 import socket
 import subprocess
@@ -44,12 +45,14 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPeer]:
         yield p
 
 
-def flood(port: int, count: int, hold: float) -> subprocess.Popen[str]:
+def flood(port: int, count: int, hold: float, *, at_least: int | None = None) -> subprocess.Popen[str]:
+    """``count`` idle connections held ``hold`` s; all of them must connect unless ``at_least`` says how many
+    (a server that does not accept lets the kernel's backlog take only so many)."""
     proc = subprocess.Popen([sys.executable, "-m", "tests.peers.flood", "tcp", "--port", str(port), "--count",
                              str(count), "--hold", str(hold)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
-    assert ready["ready"] and ready["connected"] == count, ready
+    assert ready["ready"] and ready["connected"] >= (count if at_least is None else at_least), ready
     return proc
 
 
@@ -76,16 +79,18 @@ def test_1100_idle_connections_leave_healthz_and_ingest_answering(tmp_path: Path
         started = time.monotonic()
         proc = flood(port, 1100, hold=12)
         try:
-            deadline = time.monotonic() + 8
-            while metric(peer, "evicted") == 0 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            open_now, limit = open_connections(peer)
-            assert limit == NOFILE - FD_RESERVE  # the configured 1000, kept below the open-file limit
-            assert metric(peer, "evicted") > 0 and open_now <= limit
+            time.sleep(3)  # the kernel hands the server the last of them
             for _ in range(5):  # at the limit: the longest idle connection makes room for each
                 t0 = time.monotonic()
                 assert httpx.get(f"{peer.url}/healthz", timeout=5).status_code == 200
                 assert time.monotonic() - t0 < 3
+            deadline = time.monotonic() + 10  # on a loaded machine the kernel hands them over slowly
+            while metric(peer, "evicted") == 0 and time.monotonic() < deadline:
+                assert httpx.get(f"{peer.url}/healthz", timeout=5).status_code == 200
+                time.sleep(0.2)
+            open_now, limit = open_connections(peer)
+            assert limit == NOFILE - FD_RESERVE  # the configured 1000, kept below the open-file limit
+            assert metric(peer, "evicted") > 0 and open_now <= limit
             doc = {"batch_id": str(uuid.uuid4()), "agent": AGENT, "events": [], "samples": [
                 {"device": "core-sw-1", "metric": "up", "value": 1.0, "ts": datetime.now(UTC).isoformat()}]}
             r = httpx.post(f"{peer.url}/api/v1/ingest", json=doc, headers={"Authorization": f"Bearer {token}"},
@@ -123,7 +128,15 @@ def test_idle_and_slow_connections_are_closed(peer: CollectorPeer) -> None:
     # kept alive after an answer: closed after the idle timeout
     with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        data = b""
+        while b"\r\n\r\n" not in data:  # the head, then as much body as it announces (maybe in two reads)
+            data += s.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        assert length is not None
+        while len(body) < int(length.group(1)):
+            body += s.recv(65536)
         t0 = time.monotonic()
         assert s.recv(65536) == b""
         assert 1.5 <= time.monotonic() - t0 < 5
@@ -162,7 +175,7 @@ def test_accept_failures_are_logged_once_a_minute_with_a_count(tmp_path: Path) -
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert server.stdout is not None
     assert server.stdout.readline().strip() == "ready"
-    proc = flood(port, 300, hold=3)
+    proc = flood(port, 300, hold=3, at_least=100)  # more than the 64 descriptors: accept() runs out
     proc.wait(timeout=30)
     _, err = server.communicate(timeout=30)
     lines = [line for line in err.splitlines() if "cannot accept connections" in line]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import httpx
 from sqlalchemy import func, select
 
 from weibao.agent.inventory import Inventory, load_inventory
+from weibao.collector.config import CollectorConfig, ContractConfig
 from weibao.core.errors import ConfigError
 from weibao.core.model import utcnow
 from weibao.core.packaged import PACKAGED_RULES
@@ -158,11 +160,25 @@ def _inspect(inventory: Inventory, out: Path, data: Path, lang: Literal["zh", "e
 # --- live: weibao run with faults ------------------------------------------------------------------
 
 
+def _demo_rules(out: Path) -> Path:
+    """The shipped rules, with an upstream tolerance that fits the demo's 2-5 s probes (10 s, not 2 min): a
+    dependent's own fault waits that long for its upstream's samples (README, arrival order)."""
+    rules = out / "rules"
+    rules.mkdir(exist_ok=True)
+    for name in ("contract.yaml", "inspection.yaml"):
+        text = (PACKAGED_RULES / name).read_text(encoding="utf-8")
+        if name == "contract.yaml":
+            text = re.sub(r"(?m)^(\s*upstream_tolerance:).*$", r"\1 10s", text)
+        (rules / name).write_text(text, encoding="utf-8")
+    return rules / "contract.yaml"
+
+
 async def _live(inventory: Inventory, inv_path: Path, data: Path, sims: site.Sims, *, keep: bool, out: Path,
                 lang: Literal["zh", "en"], weekly: list[Path]) -> int:
     trap_port = _free_udp("127.0.0.1")
+    collector = CollectorConfig(data_dir=data, contract=ContractConfig(rules=_demo_rules(out)))
     emb = Embedded(EmbeddedConfig(inventory=inv_path, data=data, listen=_listen(), traps=("127.0.0.1", trap_port),
-                                  drain_s=3.0, final_ship_s=3.0, backoff_max_s=5.0), inventory)
+                                  drain_s=3.0, final_ship_s=3.0, backoff_max_s=5.0), inventory, collector=collector)
     _say(f"\nweibao run: agent and collector in this process, traps on 127.0.0.1:{trap_port} ...")
     running = asyncio.create_task(emb.run())
     ready = asyncio.create_task(emb.ready.wait())

@@ -78,6 +78,11 @@ class DependencyGate:
         """Let go of whatever may go now (called when time passes: an upstream may have fallen silent)."""
         self._drain(list(self._held), evaluate, seen, released)
 
+    def oldest(self, device: str) -> datetime | None:
+        """The time of the device's first sample still waiting, if any."""
+        queue = self._held.get(device)
+        return queue[0].ts if queue else None
+
     def forget(self, devices: Iterable[str]) -> None:
         for d in devices:
             self._held.pop(d, None)

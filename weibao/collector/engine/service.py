@@ -396,12 +396,17 @@ class ContractEngine:
             agent = agents[name]
             threshold[agent] = min(threshold.get(agent, limit), limit)
 
+        gate = self.gate
+
         def clock(device: str) -> datetime:
+            held = gate.oldest(device)  # samples waiting for the upstream are not silence
             agent = agents.get(device)
             if agent is None or agent not in newest:
-                return wall
-            heard = self._heard.get(agent, self._started)
-            return newest[agent] if mono - heard <= threshold.get(agent, 0.0) else wall
+                at = wall
+            else:
+                heard = self._heard.get(agent, self._started)
+                at = newest[agent] if mono - heard <= threshold.get(agent, 0.0) else wall
+            return min(at, held) if held is not None else at
         return clock
 
     def _sweep(self) -> None:
