@@ -25,6 +25,13 @@ def _say(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
+# connections are opened in waves: with SYN cookies on (Linux's default), a connection whose last ACK
+# arrives while the server's accept queue is full is dropped on the server's side alone, so a flood sent
+# at once leaves the client holding sockets the server never sees
+WAVE = 50
+WAVE_PAUSE_S = 0.05
+
+
 def tcp(port: int, count: int, hold: float) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = count + 64
@@ -34,7 +41,9 @@ def tcp(port: int, count: int, hold: float) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
     sel = selectors.DefaultSelector()
     socks: list[socket.socket] = []
-    for _ in range(count):
+    for i in range(count):
+        if i and i % WAVE == 0:
+            time.sleep(WAVE_PAUSE_S)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
