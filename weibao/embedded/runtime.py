@@ -154,6 +154,7 @@ class Embedded:
         self.agent_name = config.agent_name or agent_name_for(inventory.site)
         self.collector_config = collector or CollectorConfig(data_dir=config.data)
         private_dir(config.data, owned=(*DATA_FILES, AGENT_DIR))
+        private_dir(config.data / AGENT_DIR)  # the whole layout before the API answers, the spool's folder too
         self.app: FastAPI = create_app(self.collector_config)
         self.ctx: Context = self.app.state.ctx
         self.sink = LocalSink(self.ctx, self.agent_name)

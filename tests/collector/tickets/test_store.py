@@ -1,8 +1,10 @@
 """Ticket persistence on SQLite and on a real PostgreSQL started by the test: round trip, ids, concurrency,
-maintenance windows."""
+units of work, maintenance windows."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,8 +13,10 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from tests.peers import postgres
+from weibao.collector.notify.model import Notification
 from weibao.collector.tickets import machine as m
 from weibao.collector.tickets.model import Action, IllegalTransition, Ticket, TicketState
+from weibao.collector.tickets.ops import TicketOps
 from weibao.collector.tickets.store import ConcurrentUpdate, TicketStore
 
 CST = timezone(timedelta(hours=8))
@@ -115,6 +119,94 @@ def test_concurrent_change_is_detected(engine: Engine) -> None:
     with pytest.raises(ConcurrentUpdate):
         store.save(t)  # an older copy
     assert store.get("c-1") == a
+
+
+def test_a_unit_commits_its_writes_once_at_its_end_and_then_notifies(engine: Engine) -> None:
+    told: list[Notification] = []
+    ops, outside = TicketOps(TicketStore(engine), told.append), TicketStore(engine)
+    with ops.unit():
+        ids = [ops.open(device=f"d{i}", rule="down", at=T0, episode=f"ep-{i}").id for i in range(3)]
+        accepted = ops.change(ids[0], lambda t: m.accept(t, at=T0 + timedelta(minutes=2), actor="zhang"))
+        assert accepted is not None and accepted.state is TicketState.ACCEPTED
+        restored = ops.change(ids[0], lambda t: m.restore(t, at=T0 + timedelta(minutes=9), note="back"))
+        assert restored is not None
+        # inside, reads see the unit's writes; outside nothing is there yet, and nobody has been told
+        assert ops.by_episode("ep-2") is not None and ops.store.get(ids[0]) == restored
+        assert [t.id for t in ops.store.find(device="d1")] == [ids[1]]
+        assert set(ops.by_episodes(["ep-0", "ep-1"])) == {"ep-0", "ep-1"}
+        assert outside.get(ids[0]) is None and outside.find() == []
+        assert told == []
+    assert outside.get(ids[0]) == restored and len(outside.find()) == 3
+    assert [n.ticket_id for n in told] == [*ids, ids[0]]  # opened x 3, restored (accepting tells nobody)
+    assert len({t[9:] for t in ids}) == 3  # three ids of the day, none taken twice
+
+
+def test_a_write_that_fails_in_a_unit_fails_alone(engine: Engine) -> None:
+    ops = TicketOps(TicketStore(engine))
+    t = ops.open(device="d", rule="down", at=T0, episode="ep-1")
+    stale = m.comment(t, at=T0 + timedelta(minutes=1), actor="li", note="looking").ticket
+    TicketOps(TicketStore(engine)).change(t.id, lambda x: m.accept(x, at=T0 + timedelta(minutes=1), actor="zhang"))
+    with ops.unit():
+        before = ops.open(device="e", rule="down", at=T0, episode="ep-2")
+        with pytest.raises(ConcurrentUpdate):
+            ops.store.save(stale)
+        after = ops.open(device="f", rule="down", at=T0, episode="ep-3")
+    outside = TicketStore(engine)
+    assert outside.get(before.id) == before and outside.get(after.id) == after
+    back = outside.get(t.id)
+    assert back is not None and [e.kind for e in back.events] == [Action.OPEN, Action.ACCEPT]
+
+
+def test_a_unit_whose_block_raises_keeps_and_tells_what_it_wrote(engine: Engine) -> None:
+    told: list[Notification] = []
+    ops = TicketOps(TicketStore(engine), told.append)
+    with pytest.raises(RuntimeError, match="half way"), ops.unit():
+        t = ops.open(device="d", rule="down", at=T0, episode="ep-1")
+        raise RuntimeError("half way")
+    assert TicketStore(engine).get(t.id) == t and [n.ticket_id for n in told] == [t.id]
+    assert not ops.store.in_unit()
+
+
+def test_a_writer_on_another_thread_waits_for_the_unit_then_applies_its_change_to_the_fresh_ticket(
+        engine: Engine) -> None:
+    ops, api = TicketOps(TicketStore(engine)), TicketOps(TicketStore(engine))
+    t = ops.open(device="d", rule="down", at=T0, episode="ep-1")
+    done = threading.Event()
+
+    def engineer() -> None:
+        api.change(t.id, lambda x: m.comment(x, at=T0 + timedelta(minutes=3), actor="li", note="on my way"))
+        done.set()
+
+    with ops.unit():
+        ops.change(t.id, lambda x: m.accept(x, at=T0 + timedelta(minutes=2), actor="zhang"))
+        worker = threading.Thread(target=engineer)
+        worker.start()
+        time.sleep(0.5)
+        assert not done.is_set()  # the ticket (SQLite: the file) is the unit's until it commits
+    worker.join(timeout=30)
+    assert done.is_set()
+    back = api.store.get(t.id)
+    assert back is not None and [e.kind for e in back.events] == [Action.OPEN, Action.ACCEPT, Action.COMMENT]
+
+
+def test_a_unit_holds_the_write_lock_from_its_first_write_until_it_commits(engine: Engine) -> None:
+    """The lock ingest holds while it writes the same SQLite file: a unit takes it with its transaction and
+    lets go when it commits (at its end, or at a checkpoint once held long enough)."""
+    lock = threading.Lock()
+    store = TicketStore(engine, write_lock=lambda: lock)
+    ops = TicketOps(store)
+    with ops.unit():
+        ops.by_episode("ep-0")
+        assert not lock.locked()  # reads alone take nothing
+        first = ops.open(device="d", rule="down", at=T0, episode="ep-1")
+        assert lock.locked()
+        ops.checkpoint(60.0)
+        assert lock.locked()  # not held for a minute yet
+        ops.checkpoint(0.0)
+        assert not lock.locked() and TicketStore(engine).get(first.id) == first  # committed
+        second = ops.open(device="e", rule="down", at=T0, episode="ep-2")
+        assert lock.locked() and TicketStore(engine).get(second.id) is None
+    assert not lock.locked() and TicketStore(engine).get(second.id) == second
 
 
 def test_maintenance_windows(engine: Engine) -> None:

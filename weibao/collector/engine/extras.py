@@ -103,11 +103,11 @@ class Extras:
         if not self._unsaved:
             return
         changed, self._unsaved = self._unsaved, {}
-        with self.ops.store.engine.begin() as conn:
+        with self.ops.store.writing() as s:  # within the engine's unit of work when there is one
             for key, since in changed.items():
-                conn.execute(delete(DangerTimer).where(*self._where(key)))
+                s.execute(delete(DangerTimer).where(*self._where(key)))
                 if since is not None:
-                    conn.execute(insert(DangerTimer).values(device=key[0], check_id=key[1], labels=key[2],
+                    s.execute(insert(DangerTimer).values(device=key[0], check_id=key[1], labels=key[2],
                                                             since_ms=to_ms(since)))
 
     @staticmethod

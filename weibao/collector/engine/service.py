@@ -17,6 +17,11 @@ Any arrival order: a dependent's samples wait in a ``DependencyGate`` until its 
 them (or the upstream falls silent), so whether it is affected by its upstream's outage, and whose ticket
 lists it, is decided the same way whichever agent's batch comes first; the replay at start goes through the
 same gate.
+
+Writes: the ticket changes of one batch (and of one sweep) are one transaction (``TicketOps.unit``), their
+notifications queued once it has committed. On SQLite it holds the lock ingest writes under, so the two
+take turns on it (ingest waits for a batch's ticket changes, at most ``UNIT_HOLD_S``, instead of running
+ahead of the engine) and neither polls in SQLite's busy handler.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ log = logging.getLogger(__name__)
 
 _FAULT = frozenset(FAULT_METRICS)
 _MAX_LOOKBACK = timedelta(days=40)
+# the longest a batch's ticket changes keep the state database's write lock (ingest's writes wait for it)
+# while evaluation goes on between them: then they are committed and the next change begins anew
+UNIT_HOLD_S = 0.25
 _AHEAD = timedelta(days=1)
 
 
@@ -266,6 +274,10 @@ class ContractEngine:
         names = {s["device"] for s in batch.samples} | {e["device"] for e in batch.events}
         if not names <= self.book.specs.keys() and self._devices_changed():
             self.rebuild(live=True)
+        with self.ops.unit():  # the batch's ticket changes in one transaction (not the replay's: it is long)
+            self._evaluate(batch, seq)
+
+    def _evaluate(self, batch: IngestBatch, seq: int) -> None:
         # a batch committed before a replay is in the evaluator already, for the devices replayed
         replayed = frozenset().union(*(devices for q, devices in self._replays if seq <= q))
         book, extras = self.book, self.extras
@@ -296,7 +308,7 @@ class ContractEngine:
 
     def _evaluator_step(self, touched: set[str]) -> Callable[[Sample], None]:
         """Evaluate one sample that the gate lets through, and act on what it signals."""
-        ev, book = self.evaluator, self.book
+        ev, book, checkpoint = self.evaluator, self.book, self.ops.checkpoint
 
         def step(sample: Sample) -> None:
             signals = ev.observe(sample)
@@ -306,6 +318,7 @@ class ContractEngine:
             if signals:
                 self.sync.handle(signals, ev, book, local(sample.ts))
             touched.add(sample.device)
+            checkpoint(UNIT_HOLD_S)
         return step
 
     def _after(self, touched: set[str]) -> None:
@@ -413,6 +426,10 @@ class ContractEngine:
         self._last_sweep = time.monotonic()
         if self._devices_changed():
             self.rebuild(live=True)
+        with self.ops.unit():
+            self._sweep_pass()
+
+    def _sweep_pass(self) -> None:
         touched: set[str] = set()
         self.gate.release(self._evaluator_step(touched), self._seen.get, self._released())
         self._flush_bursts(touched)

@@ -9,6 +9,8 @@ each process would see only its own batches, so the rules would see part of the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -88,10 +90,12 @@ class ContractServices:
             self.dispatcher.stop()
 
 
-def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore) -> ContractServices:
-    """Load the files (ConfigError on any problem) and build the services; nothing runs until ``start``."""
+def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore, *,
+                   write_lock: Callable[[], AbstractContextManager[object]] | None = None) -> ContractServices:
+    """Load the files (ConfigError on any problem) and build the services; nothing runs until ``start``.
+    ``write_lock``: what ingest holds while it writes to the same SQLite file (``TicketStore``)."""
     files = load_files(config.contract)
-    store = TicketStore(engine)
+    store = TicketStore(engine, write_lock=write_lock)
     dispatcher = Dispatcher(files.notify, outbox=SqlOutbox(engine), ticket_url=config.console.ticket_url,
                             extra_recipients=files.calendar.extra_recipients)
     ops = TicketOps(store, dispatcher.submit)

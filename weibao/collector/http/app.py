@@ -66,7 +66,8 @@ def create_app(config: CollectorConfig) -> FastAPI:
     write_lock = FileLock(run / "write.lock") if engine.dialect.name == "sqlite" else None
     ingestor = Ingestor(engine, store, registry, config.limits, metrics, write_lock,
                         raw_days=config.retention.raw_days)
-    contract = build_contract(config, engine, store)  # rule files are checked here, before serving
+    contract = build_contract(config, engine, store,  # rule files are checked here, before serving
+                              write_lock=write_lock.held if write_lock is not None else None)
     reports = build_reports(config, engine, store, contract)  # a bad reports.channel fails here
     ctx = Context(config, engine, store, registry, ingestor, metrics, schema, contract, reports)
     retention = FileLock(run / "retention.lock")

@@ -4,12 +4,17 @@ Two writers change tickets (the engine's worker thread and engineers through the
 a copy that someone else changed in between (``ConcurrentUpdate``); ``TicketOps.change`` then reads the
 ticket again and applies the action to the fresh copy. Every saved event goes to the notifier
 (``notify.for_event``); a failing notifier is logged and never stops the change.
+
+``unit()`` makes the changes of one block one transaction (``TicketStore.unit``); their notifications go
+out once it has committed, so none tells of a change that was not stored.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from weibao.collector.notify.model import Notification, for_event
@@ -34,9 +39,44 @@ class TicketOps:
         self.store = store
         self._notify = notify
         self.writes = 0  # ticket writes made through this object: a reader can tell its copies are stale
+        self._local = threading.local()  # notifications held back by this thread's unit
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """The changes made on this thread inside the block in one transaction; their notifications after it
+        has committed (see the module docstring). Nested blocks join the outer one."""
+        if getattr(self._local, "held", None) is not None:
+            yield
+            return
+        held: list[Notification] = []
+        self._local.held = held
+        raised: BaseException | None = None
+        try:
+            with self.store.unit():
+                try:
+                    yield
+                except BaseException as exc:
+                    raised = exc
+                    raise
+                finally:
+                    self._local.held = None
+        except BaseException as exc:
+            if exc is raised:  # the block failed, what it had written was committed: tell of that
+                self.notify(held)
+            raise
+        self.notify(held)
+
+    def checkpoint(self, held_s: float) -> None:
+        """``TicketStore.checkpoint``: the unit's writes so far committed if held ``held_s`` or longer (their
+        notifications still go out at the unit's end)."""
+        self.store.checkpoint(held_s)
 
     def notify(self, items: Iterable[Notification]) -> None:
         if self._notify is None:
+            return
+        held: list[Notification] | None = getattr(self._local, "held", None)
+        if held is not None:
+            held.extend(items)
             return
         for n in items:
             try:

@@ -5,13 +5,25 @@ times are integers, milliseconds since the epoch in UTC (``*_ms``), lists are JS
 store's migrations create them, ``create_schema`` does (tests and the embedded default).
 Events are append-only with the primary key (ticket_id, seq): two writers that changed the same ticket from
 the same version collide on it, and the second gets ``ConcurrentUpdate`` instead of silently losing a change.
+
+``unit()``: the ticket writes a thread makes inside the block share one transaction, committed at its end
+(the contract engine's changes from one batch: one commit instead of one per ticket). It begins at the
+first write, taking SQLite's write lock at once (``BEGIN IMMEDIATE``) so that what it reads from then on
+cannot change under it; reads on that thread go through it and see its writes. ``checkpoint`` commits
+early what has been held long enough, so that others' writes do not wait for all of the block. Each write
+is a savepoint: one that fails (``ConcurrentUpdate``) is undone alone and the others stand. Other threads
+see nothing of it until it commits, and their ticket writes wait for it (on SQLite the whole file's writes
+do: keep units short).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,11 +165,116 @@ def _window(row: MaintenanceWindowRow) -> StoredWindow:
     return StoredWindow(id=row.id, window=w, created_by=row.created_by, created_at=_local(row.created_ms))
 
 
+@dataclass
+class _Unit:
+    """One thread's unit of work: its session once the first write began the transaction."""
+
+    session: Session | None = None
+    began: float = 0.0  # monotonic time its transaction began
+    held: ExitStack | None = None  # the process's write lock, while the transaction is open
+
+    def end(self) -> None:
+        """Commit the transaction (if begun) and let go of the write lock."""
+        s, held = self.session, self.held
+        self.session = self.held = None
+        try:
+            if s is not None:
+                try:
+                    s.commit()
+                finally:
+                    s.close()
+        finally:
+            if held is not None:
+                held.close()
+
+
 class TicketStore:
     """Tickets, ticket events and maintenance windows in one SQL database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *,
+                 write_lock: Callable[[], AbstractContextManager[object]] | None = None) -> None:
+        """``write_lock``: the lock the process's other writers of the same SQLite file (ingest) hold while
+        they write; a unit holds it for its transaction, so that they queue for each other on it and not in
+        SQLite's busy handler, which polls."""
         self.engine = engine
+        self._write_lock = write_lock
+        self._local = threading.local()
+
+    # -- units of work -----------------------------------------------------------------------------------
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """Ticket writes of this thread inside the block in one transaction (see the module docstring).
+        Nested blocks join the outer one. When the block raises, the writes that were made are still
+        committed (each write stands or falls alone), then the error goes on."""
+        if getattr(self._local, "unit", None) is not None:
+            yield
+            return
+        unit = self._local.unit = _Unit()
+        try:
+            yield
+        finally:
+            self._local.unit = None
+            unit.end()
+
+    def checkpoint(self, held_s: float) -> None:
+        """Commit this thread's unit now if its transaction has been open ``held_s`` or longer; its next write
+        begins another. Bounds how long the unit keeps SQLite's write lock from everyone else (ingest) while
+        its thread does work between writes."""
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        if unit is not None and unit.session is not None and time.monotonic() - unit.began >= held_s:
+            unit.end()
+
+    def in_unit(self) -> bool:
+        """Whether this thread is inside ``unit()``."""
+        return getattr(self._local, "unit", None) is not None
+
+    def _unit_session(self) -> Session | None:
+        """This thread's unit session if its transaction has begun (fresh from the database on PostgreSQL,
+        where others commit between our statements; SQLite's write lock keeps others out)."""
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        if unit is None or unit.session is None:
+            return None
+        if self.engine.dialect.name != "sqlite":
+            unit.session.expire_all()
+        return unit.session
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A session to read in: the unit's (it sees the unit's writes), else a new one."""
+        s = self._unit_session()
+        if s is not None:
+            yield s
+            return
+        with Session(self.engine) as fresh:
+            yield fresh
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A transaction to write in, for tickets or anything else the state database keeps beside them: a
+        savepoint of this thread's unit (its transaction begun by the first write), else a transaction of its
+        own. Code running inside a unit writes to the state database through this only: on SQLite a write
+        of its own would wait for the unit's lock, held by the same thread."""
+        unit: _Unit | None = getattr(self._local, "unit", None)
+        if unit is None:
+            with Session(self.engine) as own, own.begin():
+                yield own
+            return
+        s = self._unit_session()
+        if s is None:
+            held = ExitStack()
+            s = Session(self.engine)
+            try:
+                if self._write_lock is not None:
+                    held.enter_context(self._write_lock())
+                if self.engine.dialect.name == "sqlite":
+                    s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                s.close()
+                held.close()
+                raise
+            unit.session, unit.held, unit.began = s, held, time.monotonic()
+        with s.begin_nested():
+            yield s
 
     def create_schema(self) -> None:
         """Create the ticket tables if missing (what the state store's migration does in production)."""
@@ -169,7 +286,7 @@ class TicketStore:
         day = _day(at)
         for _ in range(3):
             try:
-                with Session(self.engine) as s, s.begin():
+                with self.writing() as s:
                     n = _allocate(s, day)
                 return f"{day}-{n:04d}"
             except IntegrityError:  # two writers created the day's counter at once; the loser retries
@@ -182,7 +299,7 @@ class TicketStore:
         day = _day(at)
         for _ in range(3):
             try:
-                with Session(self.engine) as s, s.begin():
+                with self.writing() as s:
                     ticket = build(f"{day}-{_allocate(s, day):04d}")
                     self._write(s, ticket)
                 return ticket
@@ -194,13 +311,13 @@ class TicketStore:
     def save(self, ticket: Ticket) -> None:
         """Store the ticket and whichever of its events are not stored yet (in one transaction)."""
         try:
-            with Session(self.engine) as s, s.begin():
+            with self.writing() as s:
                 self._write(s, ticket)
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"ticket {ticket.id} was changed by someone else: read it again") from exc
 
     def _write(self, s: Session, ticket: Ticket) -> None:
-        row = s.get(TicketRow, ticket.id, with_for_update=True)
+        row = s.get(TicketRow, ticket.id, with_for_update=True, populate_existing=True)
         stored = 0 if row is None else row.version
         if stored > len(ticket.events):
             raise ConcurrentUpdate(f"ticket {ticket.id} has {stored} stored changes, this copy "
@@ -232,12 +349,12 @@ class TicketStore:
                                  recorded_ms=_opt_ms(e.recorded_at)))
 
     def get(self, ticket_id: str) -> Ticket | None:
-        with Session(self.engine) as s:
+        with self._reading() as s:
             return _load(s, s.get(TicketRow, ticket_id))
 
     def by_episode(self, episode: str) -> Ticket | None:
         """The newest ticket standing for ``episode`` (any state), read in one session."""
-        with Session(self.engine) as s:
+        with self._reading() as s:
             row = s.scalars(select(TicketRow).where(TicketRow.episode == episode)
                             .order_by(TicketRow.opened_ms.desc(), TicketRow.id.desc()).limit(1)).first()
             return _load(s, row)
@@ -247,7 +364,7 @@ class TicketStore:
         a query for the tickets and one for their events per 500 episodes."""
         wanted = list(dict.fromkeys(episodes))
         out: dict[str, Ticket] = {}
-        with Session(self.engine) as s:
+        with self._reading() as s:
             for k in range(0, len(wanted), 500):
                 rows = s.scalars(select(TicketRow).where(TicketRow.episode.in_(wanted[k:k + 500]))
                                  .order_by(TicketRow.opened_ms, TicketRow.id)).all()
@@ -285,7 +402,7 @@ class TicketStore:
             q = q.where(TicketRow.opened_ms < to_ms(opened_before))
         if not_closed_before is not None:
             q = q.where(or_(TicketRow.closed_ms.is_(None), TicketRow.closed_ms >= to_ms(not_closed_before)))
-        with Session(self.engine) as s:
+        with self._reading() as s:
             rows = s.scalars(q).all()
             if not rows:
                 return []
