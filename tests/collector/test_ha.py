@@ -38,6 +38,7 @@ from tests.peers.collector import CollectorPeer, free_port, run_collector
 from weibao.agent.shipper import HttpSink, Shipper, ShipperConfig
 from weibao.agent.spool import Spool
 from weibao.collector.ha.feed import FeedWriter
+from weibao.collector.ha.leader import LEADER_LOCK
 from weibao.core.model import Sample
 from weibao.core.wire import IngestBatch
 
@@ -398,6 +399,54 @@ def test_a_new_leader_acts_on_what_was_stored_while_none_led(tmp_path: Path, pg:
                                                                      first[1].isoformat())
         assert (two["opened_at"], two["restored_at"], two["level"]) == (second[0].isoformat(),
                                                                         second[1].isoformat(), 3), two
+
+
+def test_a_leader_whose_term_ended_commits_nothing_more(tmp_path: Path, pg: postgres.Postgres,
+                                                        vm: victoria.Victoria) -> None:
+    """The leader's election session is ended by the server and another session takes the lock and records
+    a new term, as a replica elected next would; the old leader's elector would notice only at its next check
+    (30 s here). Meanwhile its engine is given the end of the outage and a second outage: the leader fence
+    refuses the commit, nothing of it is kept (the ticket stays open, no second one) and the engine stops."""
+    (tmp_path / "k").mkdir()
+    cfg = replica_config(pg, vm, "k")
+    cfg["ha"] = {**cfg["ha"], "check_interval_s": 30.0, "step_down_after_s": 60.0}
+    with run_collector(tmp_path / "k", cfg) as k:
+        wait_for(lambda: health(k).get("leader") is True, 15, "replica k leads")
+        eng, tok = k.token("zhao", "engineer"), k.token("site-ha-7")
+        auth = {"Authorization": f"Bearer {tok}"}
+        r = httpx.put(f"{k.url}/api/v1/inventory", json=registration("site-ha-7", "mis-ha-7"), headers=auth,
+                      timeout=10)
+        assert r.status_code == 200, r.text
+        day = (datetime.now(CST) - timedelta(days=1)).date()
+        batches = chunks("site-ha-7", timeline(day, "mis-ha-7", [(at(day, 9, 20), at(day, 9, 30)),
+                                                                 (at(day, 10, 5), at(day, 10, 15))]))
+        for b in batches[:5]:  # 09:00-09:24: the first outage begins
+            assert httpx.post(f"{k.url}/api/v1/ingest", json=b, headers=auth, timeout=10).status_code == 200
+        wait_for(lambda: len(tickets(k.url, eng, "mis-ha-7")) == 1, 30, "replica k opens the ticket")
+        engine = create_engine(pg.url)
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as other:
+                ended = other.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                           "WHERE application_name = 'weibao-elector'")).scalars().all()
+                assert ended == [True]
+                wait_for(lambda: bool(other.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                                    {"k": LEADER_LOCK}).scalar_one()), 10, "the lock is free")
+                with engine.begin() as tx:  # as the next leader records its term
+                    tx.execute(text("SELECT term FROM engine_leader WHERE id = 1 FOR UPDATE"))
+                    term = tx.execute(text("UPDATE engine_leader SET term = term + 1, holder = 'test' "
+                                              "WHERE id = 1 RETURNING term")).scalar_one()
+                for b in batches[5:]:  # the end of the first outage, and the second
+                    assert httpx.post(f"{k.url}/api/v1/ingest", json=b, headers=auth, timeout=10).status_code == 200
+                wait_for(lambda: "contract engine stops, its last changes undone" in k.log(), 20,
+                         f"the engine is fenced off:\n{k.log()[-3000:]}")
+                assert f"the leader row names term {term}" in k.log()
+                time.sleep(1.0)
+                found = tickets(k.url, eng, "mis-ha-7")
+                assert [t["state"] for t in found] == ["open"], found
+                assert health(k).get("leader") is True  # its elector has not noticed yet: the fence did it
+                other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+        finally:
+            engine.dispose()
 
 
 def _pg_ctl(pg: postgres.Postgres, *args: str) -> None:

@@ -6,6 +6,7 @@
     │   └── StorageUnavailable          ... is away or failing: the agent should retry the batch later
     ├── TokenError                      a token operation cannot be done (auth)
     ├── TicketError                     a ticket cannot change (tickets/: IllegalTransition, ConcurrentUpdate)
+    ├── Fenced                          a write of a replica that no longer leads, undone (ha/)
     ├── DeliveryError                   a notification channel could not deliver (notify/)
     └── BackupError                     a backup cannot be made, or an archive cannot be restored (backup/)
 
@@ -55,6 +56,11 @@ class StorageUnavailable(StorageError):
 
 class TokenError(CollectorError):
     """A token operation cannot be done (name already holds a token, nothing to revoke)."""
+
+
+class Fenced(CollectorError):
+    """A transaction undone before its commit because the process that made it no longer has the right to
+    (a collector replica whose term as leader ended while its contract engine was still writing)."""
 
 
 class BackupError(CollectorError):

@@ -10,9 +10,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.orm import Session
 
 from tests.peers import postgres
+from weibao.collector.errors import Fenced
 from weibao.collector.notify.model import Notification
 from weibao.collector.tickets import machine as m
 from weibao.collector.tickets.model import Action, IllegalTransition, Ticket, TicketState
@@ -207,6 +209,44 @@ def test_a_unit_holds_the_write_lock_from_its_first_write_until_it_commits(engin
         second = ops.open(device="e", rule="down", at=T0, episode="ep-2")
         assert lock.locked() and TicketStore(engine).get(second.id) is None
     assert not lock.locked() and TicketStore(engine).get(second.id) == second
+
+
+def test_a_guard_undoes_the_commit_it_refuses_with_its_notifications(engine: Engine) -> None:
+    """``guarded``: a unit's commit at a checkpoint, at its end, and a write's own transaction are each checked
+    just before they commit; what the check refuses is rolled back and nobody is told of it."""
+    told: list[Notification] = []
+    checks: list[str] = []
+    refuse = threading.Event()
+
+    def guard(s: Session) -> None:
+        s.execute(select(1))  # it runs inside the transaction about to commit
+        checks.append("checked")
+        if refuse.is_set():
+            raise Fenced("term 1 has ended")
+
+    ops, outside = TicketOps(TicketStore(engine), told.append), TicketStore(engine)
+    other_thread: list[Ticket] = []
+    with ops.store.guarded(guard):
+        with pytest.raises(Fenced), ops.unit():
+            first = ops.open(device="d", rule="down", at=T0, episode="ep-1")
+            ops.checkpoint(0.0)  # committed, and told at once
+            assert outside.get(first.id) == first and [n.ticket_id for n in told] == [first.id]
+            second = ops.open(device="e", rule="down", at=T0, episode="ep-2")
+            refuse.set()
+        assert outside.get(second.id) is None and [n.ticket_id for n in told] == [first.id]
+        assert outside.by_episode("ep-2") is None
+        with pytest.raises(Fenced):  # a write outside a unit: its own transaction, refused the same way
+            ops.open(device="f", rule="down", at=T0, episode="ep-3")
+        assert outside.by_episode("ep-3") is None and [n.ticket_id for n in told] == [first.id]
+        # another thread is not under this thread's guard
+        worker = threading.Thread(target=lambda: other_thread.append(
+            TicketOps(ops.store).open(device="g", rule="down", at=T0, episode="ep-4")))
+        worker.start()
+        worker.join(30)
+    assert other_thread and outside.by_episode("ep-4") == other_thread[0]
+    n = len(checks)
+    ops.open(device="h", rule="down", at=T0, episode="ep-5")  # outside the block: no check
+    assert len(checks) == n and outside.by_episode("ep-5") is not None
 
 
 def test_maintenance_windows(engine: Engine) -> None:

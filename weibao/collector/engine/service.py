@@ -22,6 +22,11 @@ Writes: the ticket changes of one batch (and of one sweep) are one transaction (
 notifications queued once it has committed. On SQLite it holds the lock ingest writes under, so the two
 take turns on it (ingest waits for a batch's ticket changes, at most ``UNIT_HOLD_S``, instead of running
 ahead of the engine) and neither polls in SQLite's busy handler.
+
+Fencing: ``guard`` (a collector replica's leader fence) checks every transaction the worker commits; once
+it refuses one (``Fenced``: another replica leads now), that transaction is undone, its notifications are
+dropped, and the worker stops: the replica's elector steps down, and the new leader's replay covers what
+was left.
 """
 
 from __future__ import annotations
@@ -44,8 +49,10 @@ from weibao.collector.engine.replay import FAULT_METRICS, month_samples
 from weibao.collector.engine.setup import ContractFiles, DeviceBook, device_stamp, load_devices
 from weibao.collector.engine.signals import REACH_RULES, FaultSync, quality_rule
 from weibao.collector.engine.sweep import Sweeper
+from weibao.collector.errors import Fenced
 from weibao.collector.storage import SampleStore
 from weibao.collector.tickets.ops import ACTIVE, TicketOps
+from weibao.collector.tickets.store import Guard
 from weibao.core.model import Sample
 from weibao.core.wire import IngestBatch
 
@@ -69,8 +76,10 @@ class ContractEngine:
     """See the module docstring. ``start()`` replays and begins; ``stop()`` ends the worker."""
 
     def __init__(self, cfg: ContractConfig, files: ContractFiles, ops: TicketOps, store: SampleStore, *,
-                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC), guard: Guard | None = None) -> None:
         self.cfg = cfg
+        self._guard = guard
+        self.fenced: str | None = None  # why the worker stopped, when a commit was fenced off
         self.files = files
         self.ops = ops
         self.engine = ops.store.engine
@@ -151,8 +160,19 @@ class ContractEngine:
         return local(newest)
 
     def _run(self) -> None:
+        with self.ops.store.guarded(self._guard):
+            try:
+                self._serve()
+            except Fenced as exc:
+                self.fenced = str(exc)
+                self._stop.set()  # ``submit`` stops waiting for a worker that is gone
+                log.warning("contract engine stops, its last changes undone: %s", exc)
+
+    def _serve(self) -> None:
         try:
             self.rebuild()
+        except Fenced:
+            raise
         except Exception:  # the engine keeps serving batches with what it has; the error is logged
             log.exception("contract engine: start-up replay failed")
         self.ready.set()
@@ -170,6 +190,8 @@ class ContractEngine:
                     item()
                 if time.monotonic() - self._last_sweep >= interval:
                     self._sweep()
+            except Fenced:
+                raise
             except Exception:  # one bad batch or pass must not end the worker
                 log.exception("contract engine: failed on %s", "a batch" if item is not None else "the sweep")
                 self._last_sweep = time.monotonic()

@@ -21,6 +21,7 @@ from datetime import datetime
 from weibao.collector.contract import ContractRules, Evaluator, WorkingCalendar
 from weibao.collector.engine.setup import DeviceBook
 from weibao.collector.engine.signals import GAP_RULE, FaultSync
+from weibao.collector.errors import Fenced
 from weibao.collector.notify.model import clock_alerts
 from weibao.collector.tickets import machine
 from weibao.collector.tickets.model import Ticket, TicketError, TicketState
@@ -55,6 +56,8 @@ class Sweeper:
     def _step(self, name: str, step: Callable[[], None]) -> None:
         try:
             step()
+        except Fenced:  # this replica no longer leads: the engine stops
+            raise
         except Exception:  # one failing step (a store hiccup) must not skip the others
             log.exception("sweep step %s failed", name)
 

@@ -8,6 +8,13 @@ same connection at the same pace (``pg_locks``: granted, to this backend). It st
 * when it could not confirm its hold for ``step_down_after_s`` (PostgreSQL slow or unreachable);
 * when the leader row names a later term than its own (another replica leads: fencing).
 
+Between losing the lock and noticing it, a leader's engine could still write. ``leader_fence(term)`` closes
+that gap: the engine commits nothing unless the leader row still names its term, read under a KEY SHARE row
+lock just before the commit. A new leader records its term under FOR UPDATE on that row, so it waits for a
+commit already checked (one transaction, not a whole batch), and every later check of the old term fails
+(``Fenced``). The feed position the leader records is a plain UPDATE, which does not conflict with the
+check.
+
 Every query of the elector waits at most ``check_interval_s`` (at least 1 s): a PostgreSQL that hangs (as
 opposed to one that refuses) must not hold the elector in a read for ever. A connection given up that way
 is closed as soon as its query returns, so a session whose server was only paused does not keep the lock.
@@ -28,9 +35,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from weibao.collector.config import HaConfig
+from weibao.collector.errors import Fenced
 from weibao.core.timeutil import now_ms
 
 log = logging.getLogger(__name__)
@@ -47,6 +56,18 @@ def lock_engine(url: str, cfg: HaConfig) -> Engine:
     return create_engine(url, poolclass=NullPool, connect_args={
         "options": options, "connect_timeout": max(1, math.ceil(cfg.check_interval_s)),
         "keepalives": 1, "keepalives_idle": idle, "keepalives_interval": 1, "keepalives_count": 3})
+
+
+def leader_fence(term: int) -> Callable[[Session], None]:
+    """A check for ``TicketStore.guarded``: the transaction may commit only while the leader row names
+    ``term`` (see the module docstring)."""
+
+    def check(s: Session) -> None:
+        now = s.execute(text("SELECT term FROM engine_leader WHERE id = 1 FOR KEY SHARE")).scalar_one()
+        if int(now) != term:
+            raise Fenced(f"term {term} has ended: the leader row names term {int(now)}")
+
+    return check
 
 
 class Elector:
@@ -158,6 +179,9 @@ class Elector:
             return
         try:
             with self.state.begin() as tx:
+                # waits for a fenced commit of the old term under way, not longer than a check
+                tx.execute(text(f"SET LOCAL lock_timeout = {int(max(1.0, self.cfg.check_interval_s) * 1000)}"))
+                tx.execute(text("SELECT term FROM engine_leader WHERE id = 1 FOR UPDATE"))
                 term = int(tx.execute(text(
                     "UPDATE engine_leader SET term = term + 1, holder = :h, since_ms = :t WHERE id = 1 "
                     "RETURNING term"), {"h": self.replica, "t": now_ms()}).scalar_one())

@@ -34,7 +34,7 @@ from weibao.collector.engine.replay import FAULT_METRICS
 from weibao.collector.engine.service import ContractEngine
 from weibao.collector.engine.wiring import ContractServices
 from weibao.collector.ha import feed
-from weibao.collector.ha.leader import Elector
+from weibao.collector.ha.leader import Elector, leader_fence
 from weibao.collector.notify.dispatcher import Dispatcher
 from weibao.collector.notify.outbox import SqlOutbox
 from weibao.collector.storage import SampleStore
@@ -94,7 +94,8 @@ class _Term:
         cfg = rt.config
         svc = rt.services
         self.sender = Dispatcher(svc.files.notify, outbox=SqlOutbox(rt.state), ticket_url=cfg.console.ticket_url)
-        self.engine = ContractEngine(cfg.contract, svc.files, TicketOps(svc.store, self.sender.submit), rt.samples)
+        self.engine = ContractEngine(cfg.contract, svc.files, TicketOps(svc.store, self.sender.submit), rt.samples,
+                                     guard=leader_fence(term))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._submitted: deque[tuple[int, int]] = deque()  # (engine seq, feed id), oldest first

@@ -67,9 +67,24 @@ class TicketOps:
         self.notify(held)
 
     def checkpoint(self, held_s: float) -> None:
-        """``TicketStore.checkpoint``: the unit's writes so far committed if held ``held_s`` or longer (their
-        notifications still go out at the unit's end)."""
-        self.store.checkpoint(held_s)
+        """``TicketStore.checkpoint``: the unit's writes so far committed if held ``held_s`` or longer, and
+        then their notifications sent; if that commit fails, its writes are undone and their notifications
+        dropped."""
+        held: list[Notification] | None = getattr(self._local, "held", None)
+        try:
+            committed = self.store.checkpoint(held_s)
+        except BaseException:
+            if held is not None:
+                held.clear()
+            raise
+        if committed and held:
+            out = list(held)
+            held.clear()
+            self._local.held = None  # sent now, not held again
+            try:
+                self.notify(out)
+            finally:
+                self._local.held = held
 
     def notify(self, items: Iterable[Notification]) -> None:
         if self._notify is None:

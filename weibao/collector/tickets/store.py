@@ -14,6 +14,12 @@ early what has been held long enough, so that others' writes do not wait for all
 is a savepoint: one that fails (``ConcurrentUpdate``) is undone alone and the others stand. Other threads
 see nothing of it until it commits, and their ticket writes wait for it (on SQLite the whole file's writes
 do: keep units short).
+
+``guarded(check)``: every transaction this thread commits through the store inside the block (a unit's, at
+its end or checkpoint, or a write's own) runs ``check`` on its session just before the commit; when
+``check`` raises, the transaction is rolled back and the error goes on. The contract engine of a collector
+replica runs under its leader fence (``weibao.collector.ha.leader.leader_fence``), so that nothing it
+wrote after its term ended is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from weibao.collector.tickets.model import Action, Ticket, TicketError, TicketEv
 from weibao.core.timeutil import SHANGHAI, from_ms, to_ms
 
 log = logging.getLogger(__name__)
+
+Guard = Callable[[Session], None]  # see ``TicketStore.guarded``
 
 _MS = timedelta(milliseconds=1)
 
@@ -172,17 +180,23 @@ class _Unit:
     session: Session | None = None
     began: float = 0.0  # monotonic time its transaction began
     held: ExitStack | None = None  # the process's write lock, while the transaction is open
+    guard: Guard | None = None  # run just before the commit (``TicketStore.guarded``)
 
-    def end(self) -> None:
-        """Commit the transaction (if begun) and let go of the write lock."""
+    def end(self) -> bool:
+        """Commit the transaction (if begun; whether it was) and let go of the write lock. When the guard
+        refuses the commit, the transaction is rolled back."""
         s, held = self.session, self.held
         self.session = self.held = None
         try:
-            if s is not None:
-                try:
-                    s.commit()
-                finally:
-                    s.close()
+            if s is None:
+                return False
+            try:
+                if self.guard is not None:
+                    self.guard(s)
+                s.commit()
+                return True
+            finally:
+                s.close()
         finally:
             if held is not None:
                 held.close()
@@ -216,13 +230,25 @@ class TicketStore:
             self._local.unit = None
             unit.end()
 
-    def checkpoint(self, held_s: float) -> None:
-        """Commit this thread's unit now if its transaction has been open ``held_s`` or longer; its next write
-        begins another. Bounds how long the unit keeps SQLite's write lock from everyone else (ingest) while
-        its thread does work between writes."""
+    def checkpoint(self, held_s: float) -> bool:
+        """Commit this thread's unit now if its transaction has been open ``held_s`` or longer (whether it
+        did); its next write begins another. Bounds how long the unit keeps SQLite's write lock from
+        everyone else (ingest) while its thread does work between writes."""
         unit: _Unit | None = getattr(self._local, "unit", None)
         if unit is not None and unit.session is not None and time.monotonic() - unit.began >= held_s:
-            unit.end()
+            return unit.end()
+        return False
+
+    @contextmanager
+    def guarded(self, check: Guard | None) -> Iterator[None]:
+        """Inside the block, every transaction this thread commits through the store is checked by ``check``
+        first (see the module docstring); ``None`` checks nothing."""
+        before = getattr(self._local, "guard", None)
+        self._local.guard = check
+        try:
+            yield
+        finally:
+            self._local.guard = before
 
     def in_unit(self) -> bool:
         """Whether this thread is inside ``unit()``."""
@@ -255,9 +281,12 @@ class TicketStore:
         own. Code running inside a unit writes to the state database through this only: on SQLite a write
         of its own would wait for the unit's lock, held by the same thread."""
         unit: _Unit | None = getattr(self._local, "unit", None)
+        guard: Guard | None = getattr(self._local, "guard", None)
         if unit is None:
             with Session(self.engine) as own, own.begin():
                 yield own
+                if guard is not None:
+                    guard(own)
             return
         s = self._unit_session()
         if s is None:
@@ -272,7 +301,7 @@ class TicketStore:
                 s.close()
                 held.close()
                 raise
-            unit.session, unit.held, unit.began = s, held, time.monotonic()
+            unit.session, unit.held, unit.began, unit.guard = s, held, time.monotonic(), guard
         with s.begin_nested():
             yield s
 
