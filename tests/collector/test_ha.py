@@ -1,9 +1,9 @@
-"""Two collectors on one PostgreSQL and one VictoriaMetrics: every one ingests, one runs the contract engine.
+"""Three collectors on one PostgreSQL and one VictoriaMetrics: every one ingests, one runs the contract engine.
 
-The leader is killed with SIGKILL while two agents (the product's HTTP sink, given both URLs) ship batches:
-every acknowledged batch is stored once, the other replica leads within a bounded time, replays, and the
-fault that begins after the kill gets exactly one ticket from it; the ticket opened before the kill is
-neither lost nor opened again, and its clocks are the same. The engine feed keeps commit order.
+The leader is killed with SIGKILL while three agents (the product's HTTP sink, given the three URLs) ship
+batches: every acknowledged batch is stored once, one of the other replicas leads within a bounded time,
+replays, and the fault that begins after the kill gets exactly one ticket from it; the ticket opened before
+the kill is neither lost nor opened again, and its clocks are the same. The engine feed keeps commit order.
 
 By hand (rules/contract.yaml, category ``mis``): device ``mis-ha-1`` is down yesterday 09:20-09:30 (a level 3
 ticket, restored) and again from 10:10 (a second ticket: 40 min later is past the 30 min re-open window);
@@ -174,12 +174,15 @@ def replica_config(pg: postgres.Postgres, vm: victoria.Victoria, name: str) -> d
 def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postgres, vm: victoria.Victoria) -> None:
     day = (datetime.now(CST) - timedelta(days=1)).date()
     with ExitStack() as stack:
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
+        for name in ("a", "b", "c"):
+            (tmp_path / name).mkdir()
         a = stack.enter_context(run_collector(tmp_path / "a", replica_config(pg, vm, "a")))
         wait_for(lambda: health(a).get("leader") is True, 15, "replica a leads, alone")
         b = stack.enter_context(run_collector(tmp_path / "b", replica_config(pg, vm, "b")))
-        assert health(b)["leader"] is False and health(b)["leader_replica"] == "a"
+        c = stack.enter_context(run_collector(tmp_path / "c", replica_config(pg, vm, "c")))
+        for other in (b, c):
+            assert health(other)["leader"] is False and health(other)["leader_replica"] == "a"
+        urls = [a.url, b.url, c.url]
         eng = a.token("wang", "engineer")
         agent_tokens = {name: a.token(name) for name in AGENTS}
         for name, tok in agent_tokens.items():  # registered through b: the state is shared
@@ -187,27 +190,27 @@ def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postg
                           headers={"Authorization": f"Bearer {tok}"}, timeout=10)
             assert r.status_code == 200, r.text
 
-        # a batch sent to both replicas at once is stored once
+        # a batch sent to every replica at once is stored once
         twin = chunks("site-ha-2", timeline(day, "mis-ha-2", [])[:1])[0]
         answers: list[httpx.Response] = []
         threads = [threading.Thread(target=lambda u=u: answers.append(httpx.post(
             f"{u}/api/v1/ingest", json=twin, headers={"Authorization": f"Bearer {agent_tokens['site-ha-2']}"},
-            timeout=10))) for u in (a.url, b.url)]
+            timeout=10))) for u in urls]
         for t in threads:
             t.start()
         for t in threads:
             t.join(15)
-        assert sorted(r.json()["duplicate"] for r in answers) == [False, True]
+        assert sorted(r.json()["duplicate"] for r in answers) == [False, True, True]
 
         fault_1 = (at(day, 9, 20), at(day, 9, 30))
         fault_2 = (at(day, 10, 10), at(day, 11, 0))
-        s1 = Sender("site-ha-1", [a.url, b.url], agent_tokens["site-ha-1"],
+        s1 = Sender("site-ha-1", urls, agent_tokens["site-ha-1"],
                     chunks("site-ha-1", timeline(day, "mis-ha-1", [fault_1, fault_2])), 0.05,
                     hold_before=14)  # batch 14 begins at 10:10: the second fault begins after the kill
-        s2 = Sender("site-ha-2", [a.url, b.url], agent_tokens["site-ha-2"],
+        s2 = Sender("site-ha-2", urls, agent_tokens["site-ha-2"],
                     chunks("site-ha-2", timeline(day, "mis-ha-2", [])[1:]), 0.3)
         across = (at(day, 9, 40), at(day, 10, 20))
-        s4 = Sender("site-ha-4", [a.url, b.url], agent_tokens["site-ha-4"],
+        s4 = Sender("site-ha-4", urls, agent_tokens["site-ha-4"],
                     chunks("site-ha-4", timeline(day, "mis-ha-4", [across])), 0.05,
                     hold_before=12)  # batch 12 begins at 10:00: the outage goes on after the kill
         senders = (s1, s2, s4)
@@ -228,29 +231,34 @@ def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postg
         a.proc.wait(10)
         s1.go.set()
         s4.go.set()
-        takeover = wait_for(lambda: health(b).get("leader") is True, TAKEOVER_S, "replica b leads after the kill")
-        wait_for(lambda: len(tickets(b.url, eng, "mis-ha-1")) == 2, TICKET_S, "the survivor opens the new ticket")
+        takeover = wait_for(lambda: any(health(p).get("leader") is True for p in (b, c)), TAKEOVER_S,
+                            "replica b or c leads after the kill")
+        new_leader, other = (b, c) if health(b).get("leader") is True else (c, b)
+        assert health(other)["leader"] is False
+        survivor = new_leader.url
+        wait_for(lambda: len(tickets(survivor, eng, "mis-ha-1")) == 2, TICKET_S, "the survivor opens the new ticket")
         ticket_s = time.monotonic() - killed
         for w in workers:
             w.join(60)
         assert not any(s.errors for s in senders), [s.errors for s in senders]
-        assert health(b)["leader_replica"] == "b"
+        leader_name = "b" if new_leader is b else "c"
+        assert health(b)["leader_replica"] == health(c)["leader_replica"] == leader_name
 
         # settle: what the agents sent last is in the engine, then the tickets are final
         time.sleep(2.0)
-        found = tickets(b.url, eng, "mis-ha-1")
+        found = tickets(survivor, eng, "mis-ha-1")
         assert len(found) == 2, found
         old, new = found
         assert {k: old[k] for k in ("id", "level", "opened_at", "restored_at", "clocks")} == \
                {k: before[k] for k in ("id", "level", "opened_at", "restored_at", "clocks")}
         assert new["opened_at"] == fault_2[0].isoformat() and new["state"] == "open" and new["level"] == 3, new
-        assert tickets(b.url, eng, "mis-ha-2") == []
+        assert tickets(survivor, eng, "mis-ha-2") == []
         try:
-            wait_for(lambda: tickets(b.url, eng, "mis-ha-4")[0]["state"] == "restored", 20, "restored")
+            wait_for(lambda: tickets(survivor, eng, "mis-ha-4")[0]["state"] == "restored", 20, "restored")
         except AssertionError:
-            print(b.log()[-20000:])
+            print(new_leader.log()[-20000:])
             raise
-        (after_4,) = tickets(b.url, eng, "mis-ha-4")
+        (after_4,) = tickets(survivor, eng, "mis-ha-4")
         assert (after_4["id"], after_4["opened_at"], after_4["level"]) == \
                (before_4["id"], before_4["opened_at"], before_4["level"])
         assert after_4["state"] == "restored" and after_4["restored_at"] == across[1].isoformat(), after_4
@@ -260,7 +268,8 @@ def test_the_survivor_takes_over_after_a_kill(tmp_path: Path, pg: postgres.Postg
                      {"mis-ha-1": sum(len(x["samples"]) for x in s1.batches),
                       "mis-ha-2": 1 + sum(len(x["samples"]) for x in s2.batches),
                       "mis-ha-4": sum(len(x["samples"]) for x in s4.batches)})
-        print(f"\nfailover: kill -> replica b leads in {takeover:.2f} s; kill -> new ticket in {ticket_s:.2f} s")
+        print(f"\nfailover: kill -> replica {leader_name} leads in {takeover:.2f} s; kill -> new ticket in "
+              f"{ticket_s:.2f} s")
 
 
 def _stored_once(pg: postgres.Postgres, vm: victoria.Victoria, acked: list[str], samples: dict[str, int]) -> None:
