@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from tests.peers import postgres
 from weibao.collector.errors import Fenced
-from weibao.collector.notify.model import Notification
+from weibao.collector.notify.model import Notification, for_event
+from weibao.collector.notify.outbox import SqlOutbox
 from weibao.collector.tickets import machine as m
 from weibao.collector.tickets.model import Action, IllegalTransition, Ticket, TicketState
 from weibao.collector.tickets.ops import TicketOps
@@ -41,10 +42,11 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     else:
         eng = create_engine(request.getfixturevalue("pg_url"))
     TicketStore(eng).create_schema()
+    SqlOutbox(eng).create_schema()
     yield eng
     if request.param == "postgresql":
         with eng.begin() as conn:
-            for table in ("ticket_events", "tickets", "ticket_counters", "maintenance_windows"):
+            for table in ("ticket_events", "tickets", "ticket_counters", "maintenance_windows", "notify_outbox"):
                 conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
     eng.dispose()
 
@@ -247,6 +249,39 @@ def test_a_guard_undoes_the_commit_it_refuses_with_its_notifications(engine: Eng
     n = len(checks)
     ops.open(device="h", rule="down", at=T0, episode="ep-5")  # outside the block: no check
     assert len(checks) == n and outside.by_episode("ep-5") is not None
+
+
+def test_a_transactional_outbox_queues_with_the_unit_or_not_at_all(engine: Engine) -> None:
+    """The outbox writing through the store: a unit's notifications are rows of its own transaction, seen by
+    the sender together with the tickets (never before, never without them), and the sender is woken after
+    the commit; a unit the guard refuses leaves neither."""
+    store = TicketStore(engine)
+    outbox, reader = SqlOutbox(engine, writing=store.writing), SqlOutbox(engine)
+    woken: list[int] = []
+    ops = TicketOps(store, lambda n: outbox.put("mail", n, (), T0), transactional=True,
+                    after_commit=lambda: woken.append(reader.pending()))
+    with ops.unit():
+        first = ops.open(device="d", rule="down", at=T0, episode="ep-1")
+        second = ops.open(device="e", rule="down", at=T0, episode="ep-2")
+        assert reader.pending() == 0 and TicketStore(engine).get(first.id) is None
+        told = for_event(first, first.events[0])
+        assert told is not None and not outbox.put("mail", told, (), T0)  # the same change: not twice
+        assert woken == []
+    assert woken == [2] and {i.notification.ticket_id for i in reader.due("mail", T0, 10)} == {first.id, second.id}
+
+    with pytest.raises(RuntimeError, match="half way"), ops.unit():
+        third = ops.open(device="f", rule="down", at=T0, episode="ep-3")
+        raise RuntimeError("half way")
+    assert woken == [2, 3] and TicketStore(engine).get(third.id) == third  # kept, and told
+
+    def refuse(s: Session) -> None:
+        raise Fenced("term 1 has ended")
+
+    with ops.store.guarded(refuse), pytest.raises(Fenced), ops.unit():
+        ops.open(device="g", rule="down", at=T0, episode="ep-4")
+    assert reader.pending() == 3 and TicketStore(engine).by_episode("ep-4") is None and woken == [2, 3]
+    ops.open(device="h", rule="down", at=T0, episode="ep-5")  # outside a unit: its own transaction
+    assert reader.pending() == 4
 
 
 def test_maintenance_windows(engine: Engine) -> None:

@@ -96,9 +96,9 @@ def build_contract(config: CollectorConfig, engine: Engine, samples: SampleStore
     ``write_lock``: what ingest holds while it writes to the same SQLite file (``TicketStore``)."""
     files = load_files(config.contract)
     store = TicketStore(engine, write_lock=write_lock)
-    dispatcher = Dispatcher(files.notify, outbox=SqlOutbox(engine), ticket_url=config.console.ticket_url,
-                            extra_recipients=files.calendar.extra_recipients)
-    ops = TicketOps(store, dispatcher.submit)
+    dispatcher = Dispatcher(files.notify, outbox=SqlOutbox(engine, writing=store.writing),
+                            ticket_url=config.console.ticket_url, extra_recipients=files.calendar.extra_recipients)
+    ops = TicketOps(store, dispatcher.submit, transactional=True, after_commit=dispatcher.wake)
     runner = None
     if config.ha_enabled:
         log.info("replica of several (ha): the contract engine runs while this collector leads")

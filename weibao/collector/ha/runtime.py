@@ -93,9 +93,11 @@ class _Term:
         self.term = term
         cfg = rt.config
         svc = rt.services
-        self.sender = Dispatcher(svc.files.notify, outbox=SqlOutbox(rt.state), ticket_url=cfg.console.ticket_url)
-        self.engine = ContractEngine(cfg.contract, svc.files, TicketOps(svc.store, self.sender.submit), rt.samples,
-                                     guard=leader_fence(term))
+        self.sender = Dispatcher(svc.files.notify, outbox=SqlOutbox(rt.state, writing=svc.store.writing),
+                                 ticket_url=cfg.console.ticket_url,
+                                 extra_recipients=svc.files.calendar.extra_recipients)
+        ops = TicketOps(svc.store, self.sender.submit, transactional=True, after_commit=self.sender.wake)
+        self.engine = ContractEngine(cfg.contract, svc.files, ops, rt.samples, guard=leader_fence(term))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._submitted: deque[tuple[int, int]] = deque()  # (engine seq, feed id), oldest first

@@ -146,6 +146,10 @@ class Dispatcher:
             self._wake.set()
         return queued
 
+    def wake(self) -> None:
+        """Look at the outbox now (rows committed by someone else's transaction: ``TicketOps``)."""
+        self._wake.set()
+
     def submit_all(self, notifications: Iterable[Notification]) -> int:
         return sum(self.submit(n) for n in notifications)
 

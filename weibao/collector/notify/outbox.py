@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -134,21 +136,33 @@ class OutboxRow(Base):
 
 
 class SqlOutbox:
-    """Outbox in the SQL state database (table ``notify_outbox``); survives restarts."""
+    """Outbox in the SQL state database (table ``notify_outbox``); survives restarts.
 
-    def __init__(self, engine: Engine) -> None:
+    ``writing``: where ``put`` writes (``TicketStore.writing``): inside a unit of ticket changes the row is
+    part of the unit's transaction, so a notification is queued if and only if the change it tells of is
+    committed, whatever happens to the process in between; elsewhere a transaction of its own."""
+
+    def __init__(self, engine: Engine, *,
+                 writing: Callable[[], AbstractContextManager[Session]] | None = None) -> None:
         self.engine = engine
+        self._writing = writing
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine, tables=[Base.metadata.tables["notify_outbox"]])
 
     def put(self, channel: str, n: Notification, extra: tuple[str, ...], now: datetime) -> bool:
+        row = OutboxRow(channel=channel, key=n.key, ticket_id=n.ticket_id,
+                        record=json.dumps(to_record(n), ensure_ascii=False), extra=json.dumps(list(extra)),
+                        status=Status.PENDING.value, attempts=0, next_ms=to_ms(now), created_ms=to_ms(now),
+                        last_error="")
         try:
-            with Session(self.engine) as s, s.begin():
-                s.add(OutboxRow(channel=channel, key=n.key, ticket_id=n.ticket_id,
-                                record=json.dumps(to_record(n), ensure_ascii=False), extra=json.dumps(list(extra)),
-                                status=Status.PENDING.value, attempts=0, next_ms=to_ms(now),
-                                created_ms=to_ms(now), last_error=""))
+            if self._writing is None:
+                with Session(self.engine) as s, s.begin():
+                    s.add(row)
+            else:
+                with self._writing() as s:  # a savepoint of a unit: a duplicate undoes this row alone
+                    s.add(row)
+                    s.flush()
             return True
         except IntegrityError:
             return False

@@ -5,8 +5,12 @@ a copy that someone else changed in between (``ConcurrentUpdate``); ``TicketOps.
 ticket again and applies the action to the fresh copy. Every saved event goes to the notifier
 (``notify.for_event``); a failing notifier is logged and never stops the change.
 
-``unit()`` makes the changes of one block one transaction (``TicketStore.unit``); their notifications go
-out once it has committed, so none tells of a change that was not stored.
+``unit()`` makes the changes of one block one transaction (``TicketStore.unit``); no notification tells of
+a change that was not stored. A notifier that writes through the store (``transactional``: the outbox
+writes its rows with ``TicketStore.writing``) queues them inside that transaction, so a change and the
+notifications telling of it are committed together or not at all, even if the process dies in between;
+``after_commit`` (the sender's wake-up) runs once they are committed. Any other notifier is held back until
+the commit and called after it.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ Notify = Callable[[Notification], object]
 class TicketOps:
     """Ticket reads and changes with retries and notifications."""
 
-    def __init__(self, store: TicketStore, notify: Notify | None = None) -> None:
+    def __init__(self, store: TicketStore, notify: Notify | None = None, *, transactional: bool = False,
+                 after_commit: Callable[[], object] | None = None) -> None:
         self.store = store
         self._notify = notify
+        self._transactional = transactional
+        self._after_commit = after_commit
         self.writes = 0  # ticket writes made through this object: a reader can tell its copies are stale
         self._local = threading.local()  # notifications held back by this thread's unit
 
@@ -62,9 +69,17 @@ class TicketOps:
                     self._local.held = None
         except BaseException as exc:
             if exc is raised:  # the block failed, what it had written was committed: tell of that
-                self.notify(held)
+                self._committed(held)
             raise
-        self.notify(held)
+        self._committed(held)
+
+    def _committed(self, held: list[Notification]) -> None:
+        """A unit's transaction has committed: send what was held back, or wake the sender for what the
+        transaction queued itself."""
+        if not self._transactional:
+            self.notify(held)
+        elif self._after_commit is not None:
+            self._after_commit()
 
     def checkpoint(self, held_s: float) -> None:
         """``TicketStore.checkpoint``: the unit's writes so far committed if held ``held_s`` or longer, and
@@ -77,7 +92,12 @@ class TicketOps:
             if held is not None:
                 held.clear()
             raise
-        if committed and held:
+        if not committed:
+            return
+        if self._transactional:
+            if self._after_commit is not None:
+                self._after_commit()
+        elif held:
             out = list(held)
             held.clear()
             self._local.held = None  # sent now, not held again
@@ -90,7 +110,7 @@ class TicketOps:
         if self._notify is None:
             return
         held: list[Notification] | None = getattr(self._local, "held", None)
-        if held is not None:
+        if held is not None and not self._transactional:
             held.extend(items)
             return
         for n in items:
