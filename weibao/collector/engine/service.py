@@ -18,14 +18,14 @@ them (or the upstream falls silent), so whether it is affected by its upstream's
 lists it, is decided the same way whichever agent's batch comes first; the replay at start goes through the
 same gate.
 
-Writes: the ticket changes of one batch (and of one sweep) are one transaction (``TicketOps.unit``), their
-notifications queued once it has committed. On SQLite it holds the lock ingest writes under, so the two
+Writes: the ticket changes of one batch (and of one sweep) are one transaction (``TicketOps.unit``), with
+the notifications they queue in the outbox. On SQLite it holds the lock ingest writes under, so the two
 take turns on it (ingest waits for a batch's ticket changes, at most ``UNIT_HOLD_S``, instead of running
 ahead of the engine) and neither polls in SQLite's busy handler.
 
 Fencing: ``guard`` (a collector replica's leader fence) checks every transaction the worker commits; once
-it refuses one (``Fenced``: another replica leads now), that transaction is undone, its notifications are
-dropped, and the worker stops: the replica's elector steps down, and the new leader's replay covers what
+it refuses one (``Fenced``: another replica leads now), that transaction is undone with the notifications it
+queued, and the worker stops: the replica's elector steps down, and the new leader's replay covers what
 was left.
 """
 
