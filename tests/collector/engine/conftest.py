@@ -68,6 +68,7 @@ class World:
 
     def sweep(self, now: datetime) -> None:
         self.sweeper.run(self.ev, self.book, now)
+        self.sweeper.alert(now)
 
 
 def make_world(tmp: Path, specs: list[DeviceSpec], kinds: dict[str, str] | None = None) -> World:

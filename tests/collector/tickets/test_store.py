@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tests.peers import postgres
@@ -282,6 +283,33 @@ def test_a_transactional_outbox_queues_with_the_unit_or_not_at_all(engine: Engin
     assert reader.pending() == 3 and TicketStore(engine).by_episode("ep-4") is None and woken == [2, 3]
     ops.open(device="h", rule="down", at=T0, episode="ep-5")  # outside a unit: its own transaction
     assert reader.pending() == 4
+
+
+def test_a_unit_whose_connection_breaks_ends_and_the_next_write_begins_anew(pg_url: str) -> None:
+    """PostgreSQL ends the unit's session mid-way (a broken connection): the write that meets it fails, what
+    the unit had not committed is gone with it, and the next write begins a new transaction instead of
+    failing on the dead one."""
+    eng = create_engine(pg_url)
+    TicketStore(eng).create_schema()
+    ops, outside = TicketOps(TicketStore(eng)), TicketStore(eng)
+    try:
+        with ops.unit():
+            first = ops.open(device="d", rule="down", at=T0, episode="ep-b1")
+            with ops.store.writing() as s:
+                pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with eng.connect() as other:
+                assert other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+            with pytest.raises(DBAPIError):
+                ops.open(device="e", rule="down", at=T0, episode="ep-b2")
+            third = ops.open(device="f", rule="down", at=T0, episode="ep-b3")
+        assert outside.by_episode("ep-b1") is None
+        assert third.id == first.id  # the id the lost transaction had taken is free again
+        assert outside.by_episode("ep-b2") is None and outside.by_episode("ep-b3") == third
+    finally:
+        with eng.begin() as conn:
+            for table in ("ticket_events", "tickets", "ticket_counters"):
+                conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608  # fixed table names
+        eng.dispose()
 
 
 def test_maintenance_windows(engine: Engine) -> None:

@@ -20,8 +20,8 @@ same gate.
 
 Writes: the ticket changes of one batch (and of one sweep) are one transaction (``TicketOps.unit``), with
 the notifications they queue in the outbox. On SQLite it holds the lock ingest writes under, so the two
-take turns on it (ingest waits for a batch's ticket changes, at most ``UNIT_HOLD_S``, instead of running
-ahead of the engine) and neither polls in SQLite's busy handler.
+take turns on it (ingest waits for a batch's ticket changes, at most ``tickets.ops.UNIT_HOLD_S`` at a
+time, instead of running ahead of the engine) and neither polls in SQLite's busy handler.
 
 Fencing: ``guard`` (a collector replica's leader fence) checks every transaction the worker commits; once
 it refuses one (``Fenced``: another replica leads now), that transaction is undone with the notifications it
@@ -60,9 +60,6 @@ log = logging.getLogger(__name__)
 
 _FAULT = frozenset(FAULT_METRICS)
 _MAX_LOOKBACK = timedelta(days=40)
-# the longest a batch's ticket changes keep the state database's write lock (ingest's writes wait for it)
-# while evaluation goes on between them: then they are committed and the next change begins anew
-UNIT_HOLD_S = 0.25
 _AHEAD = timedelta(days=1)
 
 
@@ -125,8 +122,14 @@ class ContractEngine:
         log.info("engine stopping: batch %s left to the next start's replay", batch.batch_id)
 
     def call(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the worker thread (it owns the evaluator)."""
-        self._queue.put(fn)
+        """Run ``fn`` on the worker thread (it owns the evaluator); like ``submit``, waits while the queue is
+        full, not once the engine stops."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(fn, timeout=1.0)
+                return
+            except queue.Full:
+                continue
 
     def reload_maintenance(self) -> None:
         self.call(self._apply_maintenance)
@@ -298,6 +301,9 @@ class ContractEngine:
             self.rebuild(live=True)
         with self.ops.unit():  # the batch's ticket changes in one transaction (not the replay's: it is long)
             self._evaluate(batch, seq)
+        # counted once committed: a feed position recorded from this never passes a batch that was undone
+        self.processed += 1
+        self.processed_seq = seq
 
     def _evaluate(self, batch: IngestBatch, seq: int) -> None:
         # a batch committed before a replay is in the evaluator already, for the devices replayed
@@ -319,14 +325,14 @@ class ContractEngine:
                     faults.append(sample)
                 if sample.metric in extras.metrics:
                     extras.sample(sample, book.kinds.get(sample.device))
+                    self.ops.checkpoint()
             for e in sorted(batch.events, key=lambda e: e["ts"]):
                 extras.event(e["device"], str(e["kind"]), e["ts"], e.get("data") or {})
+                self.ops.checkpoint()
         self._event_max = newest
         self._heard[batch.agent] = time.monotonic()
         self.gate.push(faults, self._evaluator_step(touched), self._seen.get, self._released())
         self._after(touched)
-        self.processed += 1
-        self.processed_seq = seq
 
     def _evaluator_step(self, touched: set[str]) -> Callable[[Sample], None]:
         """Evaluate one sample that the gate lets through, and act on what it signals."""
@@ -340,7 +346,7 @@ class ContractEngine:
             if signals:
                 self.sync.handle(signals, ev, book, local(sample.ts))
             touched.add(sample.device)
-            checkpoint(UNIT_HOLD_S)
+            checkpoint()
         return step
 
     def _after(self, touched: set[str]) -> None:
@@ -354,6 +360,7 @@ class ContractEngine:
                     ticket = self.ops.by_episode(ep.id)
                     if ticket is not None:
                         self.sync.promote(ticket, ep, ev, now)
+                        self.ops.checkpoint()
         self.sync.follow_owners(ev, touched, now)
 
     def _released(self) -> Callable[[str, datetime, float], bool]:
@@ -406,6 +413,7 @@ class ContractEngine:
                     signals = tracker.flush()
                     if signals:
                         self.sync.handle(signals, ev, book, local(pending))
+                        self.ops.checkpoint()
                     touched.add(device)
 
     def gap_clock(self) -> Callable[[str], datetime]:
@@ -450,6 +458,8 @@ class ContractEngine:
             self.rebuild(live=True)
         with self.ops.unit():
             self._sweep_pass()
+        # after the unit: an alert is remembered as sent once its outbox row is committed
+        self.sweeper.alert(self.now())
 
     def _sweep_pass(self) -> None:
         touched: set[str] = set()

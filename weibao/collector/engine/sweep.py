@@ -50,8 +50,12 @@ class Sweeper:
         self._step("gaps", lambda: self._gaps(ev, book, now, gap_now))
         self._step("gap tickets", lambda: self._gap_tickets(now))
         self._step("episodes", lambda: self._episodes(ev, now))
-        self._step("clocks", lambda: self._clocks(now))
         self._step("auto-close", lambda: self._auto_close(now))
+
+    def alert(self, now: datetime) -> None:
+        """The clock alerts due (response, restoration, report, on-site: due soon or breached). Run outside
+        the sweep's unit: each alert is queued in a transaction of its own and only then remembered."""
+        self._step("clocks", lambda: self._clocks(now))
 
     def _step(self, name: str, step: Callable[[], None]) -> None:
         try:
@@ -60,6 +64,7 @@ class Sweeper:
             raise
         except Exception:  # one failing step (a store hiccup) must not skip the others
             log.exception("sweep step %s failed", name)
+        self.ops.checkpoint()  # what the step wrote is committed once held long enough
 
     def _gaps(self, ev: Evaluator, book: DeviceBook, now: datetime,
               gap_now: Callable[[str], datetime] | None) -> None:
@@ -86,6 +91,7 @@ class Sweeper:
                 self.sync.sync(ep, ev, now, allow_ended=False, known=known)
             except TicketError as exc:
                 log.warning("episode %s: %s", ep.id, exc)
+            self.ops.checkpoint()
 
     def _clocks(self, now: datetime) -> None:
         if len(self._alerted) > _MAX_REMEMBERED:
@@ -103,3 +109,4 @@ class Sweeper:
                     self.ops.change(t.id, lambda x: machine.auto_close(x, now=now))
                 except TicketError as exc:
                     log.warning("auto-close of %s: %s", t.id, exc)
+                self.ops.checkpoint()

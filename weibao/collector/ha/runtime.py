@@ -33,6 +33,7 @@ from weibao.collector.engine.extras import UPS_METRIC
 from weibao.collector.engine.replay import FAULT_METRICS
 from weibao.collector.engine.service import ContractEngine
 from weibao.collector.engine.wiring import ContractServices
+from weibao.collector.errors import Fenced
 from weibao.collector.ha import feed
 from weibao.collector.ha.leader import Elector, leader_fence
 from weibao.collector.notify.dispatcher import Dispatcher
@@ -177,6 +178,8 @@ class _Term:
         def run() -> None:
             try:
                 n = catch_up(self.engine, since)
+            except Fenced:  # another replica leads: the engine stops (ContractEngine)
+                raise
             except Exception:  # the live engine goes on; the episodes are synced again as data comes
                 log.exception("term %d: catch-up after the replay failed", self.term)
             else:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 ACTIVE = (TicketState.OPEN, TicketState.ACCEPTED)
 NOT_CLOSED = (TicketState.OPEN, TicketState.ACCEPTED, TicketState.RESTORED)
 _RETRIES = 5
+# the longest a unit keeps its transaction (on SQLite: the file's write lock, ingest waiting for it) while
+# work goes on between its writes; ``checkpoint`` then commits and the next write begins anew
+UNIT_HOLD_S = 0.25
 
 Notify = Callable[[Notification], object]
 
@@ -81,7 +84,7 @@ class TicketOps:
         elif self._after_commit is not None:
             self._after_commit()
 
-    def checkpoint(self, held_s: float) -> None:
+    def checkpoint(self, held_s: float = UNIT_HOLD_S) -> None:
         """``TicketStore.checkpoint``: the unit's writes so far committed if held ``held_s`` or longer, and
         then their notifications sent; if that commit fails, its writes are undone and their notifications
         dropped."""

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Integer, String, Text, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from weibao.collector.contract.maintenance import MaintenanceSchedule, MaintenanceWindow
@@ -182,6 +182,17 @@ class _Unit:
     held: ExitStack | None = None  # the process's write lock, while the transaction is open
     guard: Guard | None = None  # run just before the commit (``TicketStore.guarded``)
 
+    def discard(self) -> None:
+        """Roll back and close the transaction (if begun) and let go of the write lock."""
+        s, held = self.session, self.held
+        self.session = self.held = None
+        try:
+            if s is not None:
+                s.close()
+        finally:
+            if held is not None:
+                held.close()
+
     def end(self) -> bool:
         """Commit the transaction (if begun; whether it was) and let go of the write lock. When the guard
         refuses the commit, the transaction is rolled back."""
@@ -259,6 +270,16 @@ class TicketStore:
         where others commit between our statements; SQLite's write lock keeps others out)."""
         unit: _Unit | None = getattr(self._local, "unit", None)
         if unit is None or unit.session is None:
+            return None
+        try:
+            broken = unit.session.connection().invalidated
+        except SQLAlchemyError:
+            broken = True
+        if broken:
+            # its connection broke (and the transaction with it): what it had not committed is gone; end it,
+            # so that the next write begins another transaction instead of failing on the dead one
+            log.warning("a unit of ticket changes lost its database connection; its uncommitted writes are undone")
+            unit.discard()
             return None
         if self.engine.dialect.name != "sqlite":
             unit.session.expire_all()
