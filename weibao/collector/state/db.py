@@ -39,6 +39,10 @@ def state_url(url: str) -> URL:
     return parsed
 
 
+# libpq's keepalives: a state connection to a server that vanished fails within about a minute
+_PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 5, "keepalives_count": 3}
+
+
 def create_state_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql://...``); the SQLite file's folder is created."""
     if url.startswith("sqlite"):
@@ -49,7 +53,13 @@ def create_state_engine(url: str) -> Engine:
                                pool_size=8, max_overflow=8)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(state_url(url), pool_size=8, max_overflow=8, pool_pre_ping=True)
+    parsed = state_url(url)
+    args: dict[str, object] = dict(_PG_KEEPALIVES)
+    if "options" not in parsed.query:
+        # the server, too, ends the session of a client that vanished (its row locks with it: a replica's
+        # host lost mid-transaction must not hold a ticket or the leader row for hours)
+        args["options"] = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+    return create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True, connect_args=args)
 
 
 def _alembic_config() -> Config:
