@@ -253,6 +253,13 @@ class CollectorConfig(_Strict):
         return self.workers == 1 if self.contract.enabled is None else self.contract.enabled
 
     @property
+    def leader_work_here(self) -> bool:
+        """Whether this process may run the work done once per site (the contract engine, the scheduled
+        reports): as the only process (one worker), or as a replica that does it while it leads (``ha``;
+        every worker process is a candidate of its own)."""
+        return self.contract_enabled or self.ha_enabled
+
+    @property
     def state_is_postgresql(self) -> bool:
         scheme = (self.state_url or "sqlite").split(":", 1)[0]
         return scheme.split("+", 1)[0] == "postgresql"

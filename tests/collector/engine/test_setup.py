@@ -19,6 +19,11 @@ def test_engine_runs_only_with_one_worker(tmp_path: Path) -> None:
     two = tmp_path / "two.yaml"
     two.write_text("workers: 2\n")
     assert not load_config(two).contract_enabled
+    assert not load_config(two).leader_work_here  # nor the scheduled reports
+    # replicas on PostgreSQL: whichever worker process leads runs them, however many workers
+    ha = tmp_path / "ha.yaml"
+    ha.write_text("workers: 2\nstate_url: postgresql://weibao@127.0.0.1:5432/weibao\n")
+    assert load_config(ha).ha_enabled and load_config(ha).leader_work_here
     forced = tmp_path / "forced.yaml"
     forced.write_text("workers: 2\ncontract:\n  enabled: true\n")
     with pytest.raises(ConfigError, match="workers: 1"):

@@ -1,7 +1,7 @@
 """The report services of one collector process: the service every route uses, and the scheduler.
 
-The scheduler runs only where the contract engine runs (``CollectorConfig.contract_enabled``: one
-process), so that a report is generated and mailed once.
+The scheduler runs only where the contract engine runs (``CollectorConfig.leader_work_here``: the one
+process, or the replica that leads, several workers or not), so that a report is generated and mailed once.
 """
 
 from __future__ import annotations
@@ -52,6 +52,6 @@ def build_reports(config: CollectorConfig, engine: Engine, samples: SampleStore,
     service = ReportService(sources_for(engine, samples, contract, config))
     metrics = ReportMetrics()
     scheduler = None
-    if config.contract_enabled and config.reports.enabled:
+    if config.leader_work_here and config.reports.enabled:
         scheduler = ReportScheduler(service, config.reports, contract.files.notify, metrics)
     return ReportServices(service, metrics, scheduler)
