@@ -410,6 +410,44 @@ def test_a_new_leader_acts_on_what_was_stored_while_none_led(tmp_path: Path, pg:
                                                                         second[1].isoformat(), 3), two
 
 
+def test_a_replica_with_two_workers_runs_one_engine(tmp_path: Path, pg: postgres.Postgres,
+                                                   vm: victoria.Victoria) -> None:
+    """``workers: 2`` on PostgreSQL: each worker process is a candidate; one leads and turns the batches that
+    either worker ingested into one ticket per fault, and the report scheduler is among what it runs."""
+    (tmp_path / "w").mkdir()
+    state = create_engine(pg.url)
+
+    def scheduler_started() -> bool:  # its first tick records when it first ran
+        with state.begin() as c:
+            if c.execute(text("SELECT to_regclass('report_runs')")).scalar_one() is None:
+                return False
+            return bool(c.execute(text("SELECT count(*) FROM report_runs WHERE job = 'scheduler'")).scalar_one())
+
+    if scheduler_started():
+        with state.begin() as c:
+            c.execute(text("DELETE FROM report_runs WHERE job = 'scheduler'"))
+    cfg = {**replica_config(pg, vm, "w"), "workers": 2, "reports": {"check_interval_s": 0.5}}
+    with run_collector(tmp_path / "w", cfg) as w:
+        wait_for(lambda: health(w).get("leader_replica") == "w", 15, "a worker of replica w leads")
+        eng, tok = w.token("qian", "engineer"), w.token("site-ha-8")
+        auth = {"Authorization": f"Bearer {tok}"}
+        r = httpx.put(f"{w.url}/api/v1/inventory", json=registration("site-ha-8", "mis-ha-8"), headers=auth,
+                      timeout=10)
+        assert r.status_code == 200, r.text
+        day = (datetime.now(CST) - timedelta(days=1)).date()
+        outage = (at(day, 9, 20), at(day, 9, 30))
+        for b in chunks("site-ha-8", timeline(day, "mis-ha-8", [outage])):  # spread over both workers
+            with httpx.Client(timeout=10) as fresh:  # a new connection each: the kernel picks the worker
+                assert fresh.post(f"{w.url}/api/v1/ingest", json=b, headers=auth).status_code == 200
+        wait_for(lambda: [t["state"] for t in tickets(w.url, eng, "mis-ha-8")] == ["restored"], 30,
+                 f"one ticket, opened and restored:\n{w.log()[-3000:]}")
+        (t,) = tickets(w.url, eng, "mis-ha-8")
+        assert (t["opened_at"], t["restored_at"]) == (outage[0].isoformat(), outage[1].isoformat())
+        assert w.log().count("starting the contract engine") == 1
+        wait_for(scheduler_started, 15, "the leading worker runs the report scheduler")
+    state.dispose()
+
+
 def test_a_leader_whose_term_ended_commits_nothing_more(tmp_path: Path, pg: postgres.Postgres,
                                                         vm: victoria.Victoria) -> None:
     """The leader's election session is ended by the server and another session takes the lock and records

@@ -81,6 +81,7 @@ class ReportScheduler:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="weibao-reports", daemon=True)
             self._thread.start()
+            log.info("report scheduler runs (mail channel: %s)", self.channel[0] if self.channel else "none")
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
