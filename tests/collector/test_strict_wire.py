@@ -108,3 +108,21 @@ def test_device_names_through_the_api_obey_the_loaders_rules(peer: CollectorPeer
     assert agent.put("/api/v1/inventory", json=dep).status_code == 422
     names = {d["name"] for d in agent.get("/api/v1/devices").json()["devices"]}
     assert names == {"core-sw-1", "acc-sw-1", "ups-1"}
+
+
+@pytest.mark.parametrize("value", [1.7e308, -1.7e308, 1e31])
+def test_a_value_that_would_overflow_the_rollups_is_422(peer: CollectorPeer, agent: httpx.Client,
+                                                       value: float) -> None:
+    before = counts(peer)
+    r = agent.post("/api/v1/ingest", content=body([good(), good(value=value), good(value=value)]))
+    assert r.status_code == 422, r.text
+    assert "samples.1.value" in [p["field"] for p in r.json()["problems"]]
+    assert counts(peer) == before
+    # the largest value allowed, many times over in one bucket, still sums to a finite average
+    r = agent.post("/api/v1/ingest", content=body([good(value=1e30, metric="x.big") for _ in range(50)]))
+    assert r.status_code == 200, r.text
+    series = agent.get("/api/v1/series", params={"device": "core-sw-1", "metric": "x.big"})
+    assert series.status_code == 200, series.text
+    assert "Infinity" not in series.text and "NaN" not in series.text
+    (found,) = series.json()["series"]
+    assert found["points"][0]["avg"] == pytest.approx(1e30)

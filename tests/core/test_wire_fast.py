@@ -179,3 +179,14 @@ def test_not_json_or_not_finite_steps_aside() -> None:
         body = _body([_sample()]).replace(b"1.5", literal)
         assert parse_batch_fast(body) is None
         assert _pydantic(body) is None  # refused: a NaN never reaches a store
+
+
+def test_a_value_beyond_the_bound_is_refused_by_both_paths() -> None:
+    # 1.7e308 twice in a rollup bucket would sum to infinity; 1e30 is the largest magnitude a value may have
+    for literal in (b"1.7e308", b"-1.7e308", b"1e31", b"-1.0000001e30"):
+        body = _body([_sample()]).replace(b"1.5", literal)
+        assert parse_batch_fast(body) is None
+        assert _pydantic(body) is None
+    for literal in (b"1e30", b"-1e30", b"18446744073709551615.0"):  # the bound itself, a 64-bit counter's top
+        body = _body([_sample()]).replace(b"1.5", literal)
+        _same(body, fast_path=True)

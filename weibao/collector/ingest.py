@@ -26,7 +26,8 @@ commit takes all of them (up to ``GROUP_MAX_SAMPLES``) into ONE transaction: the
 samples, events and their rollup rows merged first (consecutive batches mostly touch the same series and
 buckets), with one sync to disk. All of them commit or none; each request is answered only after that
 commit. Should the group meet a batch id committed meanwhile by another process, it is rolled back and
-its batches are applied one by one, as above.
+its batches are applied one by one, as above; so are a group's batches after any other failure, so that
+only a batch that cannot be stored is refused, not every batch that happened to share its transaction.
 """
 
 from __future__ import annotations
@@ -291,6 +292,7 @@ class Ingestor:
     def _commit(self, group: list[_Pending]) -> None:
         """Store ``group`` (one transaction when it holds several batches) and settle each member."""
         merged: list[tuple[Any, ...]] | None = None
+        retry: list[_Pending] = []
         if len(group) > 1 and all(p.rows is not None for p in group):
             merged = rollup.merge_rows([p.rows for p in group if p.rows is not None])  # before the lock
         try:
@@ -301,17 +303,24 @@ class Ingestor:
                     p.outcome = self._apply(p.batch, p.bid, p.prepared, p.rows, p.digest)
                 else:
                     self._apply_group(group, merged)
-        except Exception as exc:  # every member of a failed group gets the failure
+        except Exception as exc:
             for p in group:
                 if p.outcome is None:
-                    p.error = exc
                     p.afters.clear()  # what they would publish (new series ids) was rolled back
+                    if len(group) > 1:
+                        retry.append(p)
+                    else:
+                        p.error = exc
         finally:
             for p in group:
-                p.done = True
+                p.done = p not in retry
         for p in group:
             for after in p.afters:
                 after()
+        # one member's failure is its own: after a failed group each of its batches is tried alone, so that
+        # only the one that cannot be stored answers with the failure, not every agent whose batch it met
+        for p in retry:
+            self._commit([p])
 
     def _apply_group(self, group: list[_Pending], merged: list[tuple[Any, ...]] | None) -> None:
         """Several batches in one transaction; a twin (same id twice in the group) is a duplicate."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -72,6 +71,11 @@ _SECRET_KEYS = frozenset({"credential", "community", "password", "auth_key", "pr
 
 _EDGE = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+# the largest magnitude a sample's value may have: far above any reading (a 64-bit counter is below 2e19),
+# far enough below the float range that no rollup sum or report figure can overflow to infinity
+MAX_ABS_VALUE = 1e30
+SampleValue = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+
 # an event's ``data`` (trap varbinds, a configuration diff): bounded so that no body can exhaust the
 # collector's stack or memory; the agent's own events stay well inside (a diff is cut to DIFF_MAX_CHARS)
 EVENT_DATA_MAX_DEPTH = 8
@@ -123,7 +127,7 @@ class _Edge(BaseModel):
 class WireSample(TypedDict):
     device: DeviceName
     metric: MetricName
-    value: float
+    value: SampleValue
     ts: AwareDatetime
     labels: NotRequired[dict[LabelKey, LabelValue]]
 
@@ -207,8 +211,8 @@ def _aware(ts: datetime, what: str) -> datetime:
 def sample_json(s: Sample) -> dict[str, Any]:
     """A sample as the wire carries it. Refuses (ValueError) what the collector would refuse for sure: a naive
     timestamp, a NaN or infinite value."""
-    if not math.isfinite(s.value):
-        raise ValueError(f"{s.device} {s.metric}: value {s.value} is not finite")
+    if not -MAX_ABS_VALUE <= s.value <= MAX_ABS_VALUE:  # NaN too
+        raise ValueError(f"{s.device} {s.metric}: value {s.value} is not finite or beyond ±{MAX_ABS_VALUE:g}")
     return {"device": s.device, "metric": s.metric, "value": float(s.value),
             "ts": _aware(s.ts, s.device).isoformat(), "labels": dict(s.labels)}
 
@@ -377,7 +381,7 @@ def parse_batch_fast(body: bytes) -> tuple[IngestBatch, list[int]] | None:
             if type(value) is not int or not -_EXACT_INT <= value <= _EXACT_INT:
                 return None
             s["value"] = float(value)
-        elif not math.isfinite(value):
+        elif not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN and infinities too
             return None
         tstext = s["ts"]
         found = times.get(tstext) if type(tstext) is str else None

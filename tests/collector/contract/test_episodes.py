@@ -51,7 +51,24 @@ def test_flapping_within_the_reopen_window_is_one_episode(rules: ContractRules,
     assert ep.duration == timedelta(minutes=65)   # the 10 good minutes are not outage
     d = level_of(ep, tracker.cumulative(at("2026-11-24 10:30")), rules.categories[Category.BUSINESS], calendar,
                  at("2026-11-24 10:30"))
-    assert (d.level, d.since) == (2, at("2026-11-24 10:10"))   # 40 min + 20 min of the re-opened part
+    # one episode and ticket, but two outages ("一次", once): 40 and 25 min, each under the single row's 1 h,
+    # and 65 min that day, under the per-day row's 2 h: level 3
+    assert (d.level, d.since) == (3, None)
+
+
+def test_a_returned_fault_counts_its_own_outage_for_the_single_rows(rules: ContractRules,
+                                                                    calendar: WorkingCalendar) -> None:
+    ev = business(rules)
+    feed(ev, [("2026-11-24 08:50", "2026-11-24 09:00", 1), ("2026-11-24 09:00", "2026-11-24 09:40", 0),
+              ("2026-11-24 09:40", "2026-11-24 09:50", 1), ("2026-11-24 09:50", "2026-11-24 11:00", 0),
+              ("2026-11-24 11:00", "2026-11-24 11:10", 1)])
+    tracker = ev.tracker("app-1", DOWN)
+    (ep,) = tracker.episodes(at("2026-11-24 11:10"))
+    assert ep.reopen_count == 1 and ep.restorations[0] == at("2026-11-24 09:40")
+    d = level_of(ep, tracker.cumulative(at("2026-11-24 11:10")), rules.categories[Category.BUSINESS], calendar,
+                 at("2026-11-24 11:10"))
+    # the second outage (from 09:50) reaches 1 h at 10:50; the two together (40 + 60 min) would have at 10:10
+    assert (d.level, d.since) == (2, at("2026-11-24 10:50"))
 
 
 def test_fault_after_the_reopen_window_is_a_new_episode(rules: ContractRules) -> None:

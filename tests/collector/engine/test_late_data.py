@@ -85,3 +85,30 @@ def test_a_fault_that_ended_before_people_closed_its_ticket_opens_nothing_more(w
     world.sweep(end)
     (only,) = world.tickets()
     assert only.id == first.id and only.state is TicketState.CLOSED
+
+
+@pytest.mark.parametrize("lived", [True, False])
+def test_a_workaround_restore_ends_promotions_while_the_device_stays_down(world: World, lived: bool) -> None:
+    # the core switch is down 09:00-10:29 (backbone unreachable: level 2 after one hour, at 10:00); an engineer
+    # restores service by a workaround at 09:30, so the fault ends for the contract then: no promotion at 10:00
+    history = [0.0] * 90 + [1.0] * 3
+    restored_at = at("2026-11-24 09:30")
+
+    def act(t: Ticket) -> None:
+        world.ops.change(t.id, lambda x: machine.restore(x, at=restored_at, actor="wang", note="rerouted"))
+
+    if lived:
+        for i, v in enumerate(history):
+            t = T0 + i * (at("2026-11-24 09:01") - T0)
+            world.feed("core-1", "up", v, t)
+            if i == 31:
+                act(world.tickets()[0])
+            world.sweep(t)
+    else:
+        world.series("core-1", history[:5], T0)
+        act(world.tickets()[0])
+        world.sweep(world.series("core-1", history[5:], at("2026-11-24 09:05")))
+    (only,) = world.tickets()
+    assert only.level == 3
+    assert [e for e in only.events if e.kind is Action.PROMOTE] == []
+    assert (only.state, only.restored_at) == (TicketState.RESTORED, restored_at)

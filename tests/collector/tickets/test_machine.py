@@ -184,11 +184,15 @@ def test_auto_close_two_weeks_after_the_solution_without_feedback() -> None:
     t2, e = m.auto_close(commented, now=solved + timedelta(days=15))
     assert t2.state is S.CLOSED and t2.closed_at == solved + timedelta(days=14)
     assert e.actor == SYSTEM and e.kind is Action.CLOSE and "14" in e.note
-    # the client's feedback starts them again
+    # the client answered without confirming: there was feedback, so the ticket waits for the next solution
     answered = m.feedback(t, at=solved + timedelta(days=10), actor="client", note="still slow at night").ticket
-    assert not m.auto_close_due(answered, solved + timedelta(days=15))
-    assert m.auto_close_due(answered, solved + timedelta(days=24))
-    assert m.auto_close(answered, now=solved + timedelta(days=30)).ticket.closed_at == solved + timedelta(days=24)
+    assert answered.auto_close_from is None
+    assert not m.auto_close_due(answered, solved + timedelta(days=60))
+    # whose two weeks count from it
+    again = solved + timedelta(days=12)
+    resolved = m.solution(answered, at=again, actor="li", note="night backup moved to 02:00").ticket
+    assert not m.auto_close_due(resolved, again + timedelta(days=14) - timedelta(seconds=1))
+    assert m.auto_close(resolved, now=again + timedelta(days=20)).ticket.closed_at == again + timedelta(days=14)
     # only restored tickets close by themselves
     assert not m.auto_close_due(in_state(S.ACCEPTED), T0 + timedelta(days=60))
 

@@ -4,7 +4,9 @@ A fault starts at level 3 and is promoted as soon as any level-2 or level-1 cond
 holds, also while it is still going on (a working-hours business outage is level 2 at start + 1 h of
 working time). How each row is measured:
 
-- ``single``: the episode's own down time, counting only the row's hours (working / non_working / any). For a
+- ``single``: the down time of one outage of the episode (a fault that returned within the re-open window
+  keeps its episode and ticket, but each return after a restoration is another outage: the contract's
+  "一次"), counting only the row's hours (working / non_working / any). For a
   working-hours row, ``working_single`` (rules/contract.yaml ``evaluation.working_hours_single``) decides an
   outage that crosses 17:30 or 08:30: only its in-hours part counts (the default), or all of it.
 - ``day`` / ``month``: the device's own down time on the calendar day / month (Asia/Shanghai) in the
@@ -70,6 +72,26 @@ def counted(intervals: Iterable[Interval], hours: Hours, calendar: WorkingCalend
     return working if hours == Hours.WORKING else subtract(ivs, working)
 
 
+def outages(down: list[Interval], restorations: Iterable[datetime]) -> list[list[Interval]]:
+    """An episode's down time cut into its outages ("一次", once): a fault that returned within the re-open
+    window after a restoration keeps its episode and ticket, but what follows the restoration is another
+    outage for the single rows."""
+    cuts = sorted(restorations)
+    out: list[list[Interval]] = []
+    current: list[Interval] = []
+    i = 0
+    for iv in sorted(down, key=lambda iv: iv.start):
+        while i < len(cuts) and cuts[i] <= iv.start:
+            if current:
+                out.append(current)
+                current = []
+            i += 1
+        current.append(iv)
+    if current:
+        out.append(current)
+    return out
+
+
 def _crossing(pieces: list[Interval], threshold: timedelta) -> datetime | None:
     acc = timedelta()
     for p in pieces:
@@ -99,10 +121,15 @@ def _row_since(row: RuleRow, threshold: timedelta, episode: Episode, history: li
     if not own:
         return None
     if row.scope == Scope.SINGLE:
-        pieces = counted(own, row.hours, calendar)
-        if row.hours == Hours.WORKING and working_single == WorkingSingle.WHOLE_OUTAGE and pieces:
-            pieces = merge(own)  # some of it was in working hours: all of it counts
-        return _crossing(pieces, threshold)
+        found: datetime | None = None
+        for outage in outages(own, episode.restorations):
+            pieces = counted(outage, row.hours, calendar)
+            if row.hours == Hours.WORKING and working_single == WorkingSingle.WHOLE_OUTAGE and pieces:
+                pieces = merge(outage)  # some of it was in working hours: all of it counts
+            t = _crossing(pieces, threshold)
+            if t is not None and (found is None or t < found):
+                found = t
+        return found
     best: datetime | None = None
     for a, b in _windows(row.scope, own[0].start, own[-1].end):
         mine = counted(clip_all(own, a, b), row.hours, calendar)

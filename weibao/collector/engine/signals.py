@@ -12,7 +12,10 @@ found by its episode id, which is device + condition + start):
   is back while the device stays down, the device's fault is its own from that moment (``Evaluator
   .ownership``): its own ticket opens then. A ticket the device had opened before its upstream's samples
   came (the upstream was silent) is folded into the root's (restored and closed with a note naming it);
-- loss and latency episodes of a device that is down are the same fault: no ticket of their own;
+- loss and latency episodes of a device that is down are the same fault (a down device loses every
+  probe): no ticket of their own while it is down (one already open is folded into the down ticket, at the
+  level it had reached by then); the down ticket is at least at the level the condition reached by the
+  outage's end; what is still bad once the device is back is a ticket of its own from that moment;
 - a restored episode restores its ticket; an episode that came back (``reopen_count`` above the
   ticket's) re-opens it, or opens a new ticket if it was closed meanwhile;
 - levels only rise: the promotion is recorded at the time the winning row first held, judged as of the
@@ -130,20 +133,20 @@ class FaultSync:
     def _category(self, ev: Evaluator, device: str) -> CategoryRules:
         return self.rules.categories[ev.devices[device].category]
 
+    def _began_within(self, ev: Evaluator, ep: Episode, now: datetime) -> list[Episode]:
+        """The reachability episodes within which a loss or latency episode began (give or take the upstream
+        tolerance)."""
+        slack = self.rules.evaluation.upstream_tolerance
+        return [down for tracker in ev.trackers(ep.device) if tracker.key.condition in REACH
+                for down in tracker.episodes(now)
+                if down.start - slack <= ep.start and (down.end is None or ep.start <= down.end)]
+
     def _within_down(self, ev: Evaluator, ep: Episode, now: datetime) -> bool:
         """Whether a loss or latency episode is part of the device being down: it began (give or take the
         upstream tolerance) within a reachability episode and has not outlasted it."""
         slack = self.rules.evaluation.upstream_tolerance
-        for tracker in ev.trackers(ep.device):
-            if tracker.key.condition not in REACH:
-                continue
-            for down in tracker.episodes(now):
-                began = down.start - slack <= ep.start and (down.end is None or ep.start <= down.end)
-                if not began:
-                    continue
-                if down.end is None or (ep.end is not None and ep.end <= down.end + slack):
-                    return True
-        return False
+        return any(down.end is None or (ep.end is not None and ep.end <= down.end + slack)
+                   for down in self._began_within(ev, ep, now))
 
     def _bad_after(self, ev: Evaluator, ep: Episode, t: datetime) -> bool:
         """Whether the episode's own samples show it in fault after ``t`` (False while they do not reach
@@ -151,24 +154,51 @@ class FaultSync:
         newest = ev.tracker(ep.device, ep.key).last_ts
         return newest is not None and newest > t and any(iv.end > t for iv in ep.down)
 
+    def _reach_overlapping(self, ev: Evaluator, ep: Episode, now: datetime) -> list[Episode]:
+        """The device's own reachability episodes (not its upstream's outages) that ``ep`` overlaps."""
+        upto = ep.end if ep.end is not None else ep.as_of
+        return [down for tracker in ev.trackers(ep.device) if tracker.key.condition in REACH
+                for down in tracker.episodes(now)
+                if down.start <= upto and (down.end is None or down.end > ep.start)]
+
     def _outlasted(self, ev: Evaluator, ep: Episode, now: datetime) -> datetime | None:
-        """When a loss or latency episode folded into the device's reachability fault became a fault of its
-        own: the end of the last reachability episode it overlapped, if its own samples show it bad after
+        """When a loss or latency episode that was part of the device's reachability fault became a fault of
+        its own: the end of the last reachability episode it overlapped, if its own samples show it bad after
         that end. None while that fault lasts, or while what follows its end is not known yet (its samples
         do not reach past it): decided from the samples alone, whenever it is asked."""
-        ends: list[datetime] = []
-        for tracker in ev.trackers(ep.device):
-            if tracker.key.condition not in REACH:
-                continue
-            for down in tracker.episodes(now):
-                if down.end is None:
-                    return None
-                if down.end > ep.start and down.start <= ep.as_of:
-                    ends.append(down.end)
-        if not ends:
+        downs = self._reach_overlapping(ev, ep, now)
+        if not downs or any(down.end is None for down in downs):
             return None
-        end = max(ends)
+        end = max(down.end for down in downs if down.end is not None)
         return end if self._bad_after(ev, ep, end) else None
+
+    def _carry_quality(self, ticket: Ticket, down: Episode, ev: Evaluator, now: datetime) -> Ticket:
+        """A loss or latency fault of the device that overlaps its reachability episode ``down`` is the same
+        fault (a device that is down loses every probe): the ticket standing for ``down`` is at least at
+        the level that condition reached by the end of ``down``, dated when it held (and never before the
+        ticket's opening). Decided from the samples alone, so the same in any arrival order."""
+        if ticket.state is TicketState.CLOSED or ticket.level == 1:
+            return ticket
+        as_of = min(now, down.end) if down.end is not None else now
+        for tracker in ev.trackers(down.device):
+            if tracker.key.condition not in QUALITY:
+                continue
+            for q in tracker.episodes(now):
+                if q.start <= as_of and (q.end is None or q.end > down.start) \
+                        and self.promotion_due(q, ev, as_of):
+                    ticket = self.promote(ticket, q, ev, as_of)
+        return ticket
+
+    def _quality_into_reach(self, ep: Episode, ev: Evaluator, now: datetime) -> None:
+        """A loss or latency episode raises the level of the device's reachability tickets it overlaps."""
+        if not self.promotion_due(ep, ev, now):
+            return
+        for down in self._reach_overlapping(ev, ep, now):
+            if down.affected_by is not None:
+                continue  # its upstream's fault: listed on that ticket, whose level is the upstream's own
+            ticket = self.ops.by_episode(down.id)
+            if ticket is not None and ticket.device == ep.device:
+                self._carry_quality(ticket, down, ev, now)
 
     def sync(self, ep: Episode, ev: Evaluator, now: datetime, *, allow_ended: bool,
              known: Mapping[str, Ticket] | None = None) -> Ticket | None:
@@ -181,11 +211,22 @@ class FaultSync:
         ticket = known.get(ep.id) if known is not None else self.ops.by_episode(ep.id)
         if ep.affected_by is not None and cond in REACH:
             return self._sync_affected(ep, ev, ticket, now)
-        if cond in QUALITY and self._within_down(ev, ep, now):
-            down = self.ops.active(ep.device, REACH_RULES)
-            if ticket is not None and ticket.state in ACTIVE and down is not None:
-                self._fold(ticket, down, ep.start)
-            return down
+        if cond in QUALITY:
+            self._quality_into_reach(ep, ev, now)
+            if self._within_down(ev, ep, now):
+                down = self.ops.active(ep.device, REACH_RULES)
+                if ticket is not None and ticket.state in ACTIVE and down is not None:
+                    self._fold(ticket, down, ep.start, ev, ep.start)
+                return down
+            if ticket is None and self._began_within(ev, ep, now):
+                # it began while the device was down, and outlasted that: a fault of its own from the moment
+                # the device was back, once its samples show it still bad then
+                since = self._outlasted(ev, ep, now)
+                if since is None:
+                    return None
+                rule = rule_name(ep.key, self._category(ev, ep.device))
+                ticket = self.ops.open(device=ep.device, rule=rule, at=since, episode=ep.id,
+                                       note=f"still {cond.value} after the device was back")
         # the device's tickets that are not closed, read once for _adopt and _open (nothing is written
         # between them)
         standing: list[Ticket] | None = None
@@ -206,7 +247,7 @@ class FaultSync:
             rule = rule_name(ep.key, self._category(ev, ep.device))
             ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, closed), episode=ep.id,
                                    note=f"still {ep.key.condition.value} after {ticket.id} was closed")
-        elif ep.is_open and _folded(ticket):
+        elif (ep.is_open or allow_ended) and _folded(ticket):
             # it was part of another fault; once that one has ended, what remains is a fault of its own
             since = self._outlasted(ev, ep, now)
             if since is None:
@@ -215,6 +256,8 @@ class FaultSync:
             ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, since), episode=ep.id,
                                    note=f"still {ep.key.condition.value} after {ticket.id} was folded")
         ticket = self.promote(ticket, ep, ev, now)  # before a restoration: the promotion came first
+        if cond in REACH:
+            ticket = self._carry_quality(ticket, ep, ev, now)
         return self._restored(ticket, ep)
 
     def _restored(self, ticket: Ticket, ep: Episode) -> Ticket:
@@ -326,10 +369,16 @@ class FaultSync:
         note = f"{ep.key.condition.value} since {ep.start.isoformat()}"
         ticket = self.ops.open(device=ep.device, rule=rule, at=ep.start, episode=ep.id, note=note)
         if ep.key.condition in REACH:
-            for other in standing:
-                if other.state in ACTIVE and quality_rule(other.rule):
-                    self._fold(other, ticket, ep.start)
+            self._absorb_quality(ticket, ep, ev, standing)
         return ticket
+
+    def _absorb_quality(self, ticket: Ticket, ep: Episode, ev: Evaluator, standing: list[Ticket]) -> None:
+        """The device went down while a loss or latency ticket of its own was active: one fault, carried on
+        by the reachability ticket from here. The quality ticket first takes the level its condition had
+        reached by then (as it would have, had its samples come before these), then is folded."""
+        for other in standing:
+            if other.state in ACTIVE and quality_rule(other.rule):
+                self._fold(other, ticket, ep.start, ev, ep.start)
 
     def _reopen(self, ticket: Ticket, ep: Episode, ev: Evaluator) -> Ticket:
         at = ep.as_of if ep.reopen_count else ep.start
@@ -338,6 +387,8 @@ class FaultSync:
                 done = self.ops.change(ticket.id, lambda t: machine.reopen(
                     t, at=later(t, at), window=self.window, note="fault returned"))
                 if done is not None:
+                    if ep.key.condition in REACH:
+                        self._absorb_quality(done, replace(ep, start=at), ev, self._standing(ep.device))
                     return done
             except IllegalTransition as exc:
                 log.info("%s: %s; opening a new ticket", ticket.id, exc.reason)
@@ -347,8 +398,15 @@ class FaultSync:
                                  note=f"fault returned after ticket {ticket.id}")
         return ticket
 
-    def _fold(self, ticket: Ticket, into: Ticket, at: datetime) -> None:
-        """One fault, one ticket: close ``ticket`` with a note pointing at ``into``."""
+    def _fold(self, ticket: Ticket, into: Ticket, at: datetime, ev: Evaluator | None = None,
+              now: datetime | None = None) -> None:
+        """One fault, one ticket: close ``ticket`` with a note pointing at ``into``. Given the evaluator, the
+        ticket first takes the level its own episode had reached by ``now`` (the fold's moment)."""
+        if ev is not None and now is not None and ticket.episode is not None:
+            own = next((e for tracker in ev.trackers(ticket.device) if tracker.key.condition in QUALITY
+                        if (e := tracker.episode(ticket.episode, now)) is not None), None)
+            if own is not None:
+                ticket = self.promote(ticket, own, ev, now)
         note = f"{FOLD_NOTE} {into.id} ({into.device} {into.rule})"
         self.ops.change(ticket.id, lambda t: machine.restore(t, at=later(t, at), note=note), notify=False)
         self.ops.change(ticket.id, lambda t: machine.close(t, at=t.last_activity, actor=SYSTEM, note=note))
@@ -361,6 +419,10 @@ class FaultSync:
         """
         if ticket.state is TicketState.CLOSED or ticket.level == 1:
             return ticket
+        if ticket.state is TicketState.RESTORED and ticket.restored_at is not None:
+            # service was restored then (by monitoring, or by an engineer's workaround while the device itself
+            # stays down): what the fault's samples show after that does not raise its level
+            now = min(now, ticket.restored_at)
         decision, cumulative, category, now = self._decision(ep, ev, now)
         steps: list[LevelDecision] = []
         single = self.rules.evaluation.working_single

@@ -179,8 +179,8 @@ def close(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Change
 
 def auto_close_due(ticket: Ticket, now: datetime, *, quiet: timedelta = AUTO_CLOSE_AFTER) -> bool:
     """True when a restored ticket's solution has had no feedback from the client for ``quiet`` (two weeks
-    by contract). Counted from the solution (or the client's latest feedback after it), not from the last
-    comment; a ticket without a submitted solution never closes by itself."""
+    by contract). Counted from the latest solution, not from the last comment; a ticket without a submitted
+    solution, or whose latest solution the client answered without confirming, never closes by itself."""
     base = ticket.auto_close_from
     return ticket.state is TicketState.RESTORED and base is not None and now - base >= quiet
 

@@ -58,7 +58,7 @@ class Action(StrEnum):
     REOPEN = "reopen"
     ATTACH_AFFECTED = "attach_affected"
     SOLUTION = "solution"    # what was done, handed to the client: the two-week auto-close counts from it
-    FEEDBACK = "feedback"    # the client's answer: restarts the two-week count
+    FEEDBACK = "feedback"    # the client's answer: no closing by itself until the next solution
     PAUSE = "pause"          # handed over to another department: the time until RESUME leaves every clock
     RESUME = "resume"
     DISPATCH = "dispatch"    # an engineer sent on site: starts the on-site clock
@@ -207,14 +207,15 @@ class Ticket:
 
     @property
     def auto_close_from(self) -> datetime | None:
-        """Where the two weeks without feedback count from: the latest solution, or the client's latest
-        feedback after it; None without a submitted solution (a restoration by monitoring alone is not one)."""
+        """Where the two weeks without feedback count from: the latest solution. None without a submitted
+        solution (a restoration by monitoring alone is not one), and None once the client answered that
+        solution without confirming it: the client did give feedback, so the ticket waits for a new solution
+        (or the client's confirmation) instead of closing by itself (contract.md, "Closing")."""
         if self.solution_at is None:
             return None
         base = self.solution_at
-        for e in self.events:
-            if e.kind is Action.FEEDBACK and e.at > base:
-                base = e.at
+        if any(e.kind is Action.FEEDBACK and e.at >= base for e in self.events):
+            return None
         return base
 
 

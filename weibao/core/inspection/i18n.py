@@ -211,7 +211,9 @@ def number(value: float | None) -> str:
     """A reading as a reader wants it: integers bare, one decimal from 10 up, three significant digits below."""
     if value is None or math.isnan(value):
         return "—"
-    if value == int(value) and abs(value) < 1e15:
+    if math.isinf(value) or abs(value) >= 1e15:
+        return f"{value:.3g}"
+    if value == int(value):
         return str(int(value))
     if abs(value) >= 10:
         return f"{value:.1f}"
