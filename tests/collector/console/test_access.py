@@ -74,32 +74,63 @@ def test_logout_and_new_password_end_sessions(engine: Engine) -> None:
     assert not sessions.csrf_ok(found, sessions.csrf_token(c)) and not sessions.csrf_ok(found, "")
 
 
+def bad(engine: Engine, name: str, address: str, lim: throttle.Limits, at_ms: int) -> bool | None:
+    """One login with a wrong password: None when refused by a lockout, else whether it started one."""
+    if throttle.attempt(engine, name, address, lim, at_ms) is not None:
+        return None
+    return throttle.failure(engine, name, address, lim, at_ms)
+
+
+def good(engine: Engine, name: str, address: str, lim: throttle.Limits, at_ms: int) -> bool:
+    """One login with the right password: whether it went ahead."""
+    if throttle.attempt(engine, name, address, lim, at_ms) is not None:
+        return False
+    throttle.success(engine, name, address, at_ms)
+    return True
+
+
 def test_throttle_locks_an_account_after_its_failures_within_the_window(engine: Engine) -> None:
     lim = throttle.Limits(account_failures=3, address_failures=10, window_ms=15 * MIN, lockout_ms=15 * MIN)
     t0 = 1_800_000_000_000
     # failures at 0, 5 and 10 min: the third reaches 3 within 15 min -> locked from 10 until 25 min
-    assert not throttle.failure(engine, "wang", "10.0.0.1", lim, t0)
-    assert not throttle.failure(engine, "wang", "10.0.0.2", lim, t0 + 5 * MIN)
-    assert throttle.failure(engine, "wang", "10.0.0.3", lim, t0 + 10 * MIN)
+    assert bad(engine, "wang", "10.0.0.1", lim, t0) is False
+    assert bad(engine, "wang", "10.0.0.2", lim, t0 + 5 * MIN) is False
+    assert bad(engine, "wang", "10.0.0.3", lim, t0 + 10 * MIN) is True
     assert throttle.locked_until(engine, "wang", "10.0.0.9", t0 + 11 * MIN) == t0 + 25 * MIN
     assert throttle.locked_until(engine, "WANG", "10.0.0.9", t0 + 24 * MIN) == t0 + 25 * MIN  # any spelling
+    assert not good(engine, "wang", "10.0.0.9", lim, t0 + 24 * MIN)  # the right password too
     assert throttle.locked_until(engine, "wang", "10.0.0.9", t0 + 25 * MIN) is None
     assert throttle.locked_until(engine, "li", "10.0.0.1", t0 + 11 * MIN) is None  # other accounts go on
     # failures 20 min apart never gather 3 in one 15-minute window
     for k in range(5):
-        assert not throttle.failure(engine, "li", "10.0.0.5", lim, t0 + k * 20 * MIN)
+        assert bad(engine, "li", "10.0.0.5", lim, t0 + k * 20 * MIN) is False
     # a good login clears the account's count
-    throttle.failure(engine, "zhao", "10.0.0.6", lim, t0)
-    throttle.failure(engine, "zhao", "10.0.0.6", lim, t0 + MIN)
-    throttle.success(engine, "zhao")
-    assert not throttle.failure(engine, "zhao", "10.0.0.6", lim, t0 + 2 * MIN)
+    bad(engine, "zhao", "10.0.0.6", lim, t0)
+    bad(engine, "zhao", "10.0.0.6", lim, t0 + MIN)
+    assert good(engine, "zhao", "10.0.0.6", lim, t0 + MIN)
+    assert bad(engine, "zhao", "10.0.0.6", lim, t0 + 2 * MIN) is False
+    assert bad(engine, "zhao", "10.0.0.6", lim, t0 + 3 * MIN) is False
 
 
 def test_throttle_locks_an_address_guessing_across_accounts(engine: Engine) -> None:
     lim = throttle.Limits(account_failures=5, address_failures=4, window_ms=15 * MIN, lockout_ms=10 * MIN)
     t0 = 1_800_000_000_000
     # four names, one failure each, from one address in 4 minutes: the address is locked from 3 to 13 min
-    results = [throttle.failure(engine, f"user{k}", "10.9.9.9", lim, t0 + k * MIN) for k in range(4)]
+    results = [bad(engine, f"user{k}", "10.9.9.9", lim, t0 + k * MIN) for k in range(4)]
     assert results == [False, False, False, True]
     assert throttle.locked_until(engine, "anyone", "10.9.9.9", t0 + 4 * MIN) == t0 + 13 * MIN
     assert throttle.locked_until(engine, "anyone", "10.9.9.8", t0 + 4 * MIN) is None
+    # a good login from an address takes back its own attempt, not the address's earlier failures
+    assert good(engine, "user9", "10.9.9.7", lim, t0)
+    assert [bad(engine, f"user{k}", "10.9.9.7", lim, t0 + k * MIN) for k in range(4)] == [False, False, False, True]
+
+
+def test_attempts_in_flight_count_before_their_passwords_are_checked(engine: Engine) -> None:
+    # three attempts begun and not yet answered: a fourth is refused before any password is checked, and
+    # starts the lockout; one of the three turning out right clears the account, as any good login does
+    lim = throttle.Limits(account_failures=3, address_failures=100, window_ms=15 * MIN, lockout_ms=15 * MIN)
+    t0 = 1_800_000_000_000
+    assert [throttle.attempt(engine, "wang", f"10.0.0.{k}", lim, t0) for k in range(3)] == [None] * 3
+    assert throttle.attempt(engine, "wang", "10.0.0.9", lim, t0 + 1000) == t0 + 1000 + 15 * MIN
+    throttle.success(engine, "wang", "10.0.0.0", t0 + 2000)
+    assert throttle.locked_until(engine, "wang", "10.0.0.9", t0 + 3000) is None  # a good login clears it

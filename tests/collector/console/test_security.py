@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -137,3 +138,58 @@ def test_no_secret_on_any_page(site: Site) -> None:
     state = json.dumps([c.get(u, headers={"X-Weibao-Partial": "1"}).text for u in ("/", pages[-1])])
     assert not any(s in state for s in secrets)
     c.close()
+
+
+def test_parallel_wrong_passwords_check_no_more_than_the_limit(site: Site) -> None:
+    # the site allows 3 failures an account: 30 guesses sent at once get 3 password checks at most (401),
+    # every other one is refused by the lockout (429), and the right password afterwards too
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.collector.console.conftest import weibao
+
+    weibao("user", "add", "racer", "--role", "engineer", "--password-stdin", "--config",
+           str(site.peer.config_path), stdin="racer-pass-0001\n")
+    forms = []
+    for _ in range(30):
+        c = httpx.Client(base_url=site.peer.url, timeout=60)
+        pre = re.search(r'name="pre" value="([^"]+)"', c.get("/login").text)
+        assert pre is not None
+        forms.append((c, pre.group(1)))
+    start = threading.Barrier(len(forms))
+
+    def guess(k: int) -> int:
+        c, pre = forms[k]
+        start.wait(timeout=30)
+        r = c.post("/login", data={"pre": pre, "name": "racer", "password": f"guess-{k:04d}-xx", "next": "/"})
+        c.close()
+        return r.status_code
+
+    with ThreadPoolExecutor(len(forms)) as pool:
+        statuses = list(pool.map(guess, range(len(forms))))
+    assert set(statuses) <= {401, 429}, statuses
+    assert 1 <= statuses.count(401) <= 3, statuses
+    c = httpx.Client(base_url=site.peer.url, timeout=30)
+    pre = re.search(r'name="pre" value="([^"]+)"', c.get("/login").text)
+    assert pre is not None
+    r = c.post("/login", data={"pre": pre.group(1), "name": "racer", "password": "racer-pass-0001", "next": "/"})
+    assert r.status_code == 429
+    _, r = login(site, "racer2", "racer-pass-0001")
+    assert r.status_code == 401  # another account is not locked by racer's lockout
+
+
+def test_a_login_body_streamed_without_a_length_is_bounded(site: Site) -> None:
+    c = httpx.Client(base_url=site.peer.url, timeout=30)
+    pre = re.search(r'name="pre" value="([^"]+)"', c.get("/login").text)
+    assert pre is not None
+    def chunks() -> Any:
+        yield f"pre={pre.group(1)}&name=wang&password=".encode()
+        for _ in range(4096):  # 4 MiB of password, no Content-Length: chunked transfer
+            yield b"a" * 1024
+
+    r = c.post("/login", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413, r.status_code
+    assert "content-length" not in r.request.headers
+    # a form that is no url-encoded form is refused too, without being read
+    r = c.post("/login", files={"name": ("x", b"wang")})
+    assert r.status_code == 415

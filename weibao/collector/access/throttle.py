@@ -1,16 +1,23 @@
-"""Login throttling: failures counted per account and per address; at the limit, a temporary lockout.
+"""Login throttling: attempts counted per account and per address; at the limit, a temporary lockout.
 
-Kept in the state store, so every worker process and a restart see the same counts. A lockout refuses
-every login of that account (or from that address) until it ends, the right password included, so
-guessing goes no faster than ``limits`` allow. A good login clears its account's count (not the
-address's: one known password must not reset a guessing run against other accounts).
+Kept in the state store, so every worker process and a restart see the same counts. An attempt is counted
+*before* its password is checked (:func:`attempt`), in a transaction that holds the counts' rows (SQLite's
+write lock, PostgreSQL's row locks), so that attempts sent in parallel are counted one after another: no
+more than the limit are ever checked in a window, however many arrive at once. A wrong password leaves its
+count (:func:`failure`, which starts the lockout once the count reached the limit); a good one takes it
+back (:func:`success`: the account's count cleared, the address's less this attempt, so that one known
+password does not reset a guessing run against other accounts). A lockout refuses every login of that
+account (or from that address) until it ends, the right password included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from weibao.collector.state.models import LoginThrottle
 
@@ -27,8 +34,31 @@ def _keys(name: str, address: str) -> tuple[str, str]:
     return f"account:{name[:64].lower()}", f"address:{address[:64]}"
 
 
+@contextmanager
+def _holding(engine: Engine, keys: tuple[str, ...],
+             at_ms: int) -> Iterator[tuple[Connection, dict[str, LoginThrottle]]]:
+    """A transaction holding the rows of ``keys`` (made when missing), committed at the end."""
+    with engine.connect() as conn:
+        make: sqlite.Insert | postgresql.Insert
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now: read and write as one
+            make = sqlite.insert(LoginThrottle)
+        else:
+            make = postgresql.insert(LoginThrottle)
+        conn.execute(make.values([{"key": k, "failures": 0, "first_ms": at_ms, "locked_until_ms": None}
+                                  for k in keys]).on_conflict_do_nothing(index_elements=["key"]))
+        rows = {r.key: r for r in conn.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys))
+                                               .with_for_update()).all()}
+        yield conn, rows  # type: ignore[misc]  # Row objects with the model's columns
+        conn.commit()
+
+
+def _set(conn: Connection, key: str, **values: int | None) -> None:
+    conn.execute(update(LoginThrottle).where(LoginThrottle.key == key).values(**values))
+
+
 def locked_until(engine: Engine, name: str, address: str, at_ms: int) -> int | None:
-    """When the lockout covering this login attempt ends, or None when the attempt may go ahead."""
+    """When the lockout covering a login of ``name`` from ``address`` ends, or None when there is none."""
     with engine.connect() as conn:
         rows = conn.execute(select(LoginThrottle.locked_until_ms)
                             .where(LoginThrottle.key.in_(_keys(name, address)))).scalars().all()
@@ -36,36 +66,50 @@ def locked_until(engine: Engine, name: str, address: str, at_ms: int) -> int | N
     return max(ends) if ends else None
 
 
-def _count(conn: Connection, key: str, limit: int, limits: Limits, at_ms: int) -> bool:
-    """Count one failure under ``key``; True when it reached ``limit`` (a lockout starts now)."""
-    row = conn.execute(select(LoginThrottle).where(LoginThrottle.key == key)).first()
-    failures, first, locked = 1, at_ms, None
-    if row is not None:
-        t = row
-        locked = t.locked_until_ms
-        if at_ms - t.first_ms < limits.window_ms:
-            failures, first = t.failures + 1, t.first_ms
-    started = failures >= limit
-    if started:  # after the lockout, a full window of attempts again
-        locked, failures, first = at_ms + limits.lockout_ms, 0, at_ms
-    values = {"failures": failures, "first_ms": first, "locked_until_ms": locked}
-    if row is None:
-        conn.execute(insert(LoginThrottle).values(key=key, **values))
-    else:
-        conn.execute(update(LoginThrottle).where(LoginThrottle.key == key).values(**values))
-    return started
+def attempt(engine: Engine, name: str, address: str, limits: Limits, at_ms: int) -> int | None:
+    """Count one login attempt before its password is checked: None when it may go ahead, else when the
+    lockout that refuses it ends (one already running, or one this attempt starts because as many attempts
+    as allowed were counted in the window, some of them perhaps still being checked)."""
+    keys = _keys(name, address)
+    limit = {keys[0]: limits.account_failures, keys[1]: limits.address_failures}
+    with _holding(engine, keys, at_ms) as (conn, rows):
+        ends = [r.locked_until_ms for r in rows.values() if r.locked_until_ms is not None and r.locked_until_ms > at_ms]
+        if ends:
+            return max(ends)
+        counts = {k: (r.failures, r.first_ms) if at_ms - r.first_ms < limits.window_ms else (0, at_ms)
+                  for k, r in rows.items()}
+        full = [k for k, (n, _) in counts.items() if n >= limit[k]]
+        if full:
+            until = at_ms + limits.lockout_ms
+            for k in full:  # after the lockout, a full window of attempts again
+                _set(conn, k, failures=0, first_ms=at_ms, locked_until_ms=until)
+            return until
+        for k, (n, first) in counts.items():
+            _set(conn, k, failures=n + 1, first_ms=first)
+    return None
 
 
 def failure(engine: Engine, name: str, address: str, limits: Limits, at_ms: int) -> bool:
-    """Count one failed login; True when it started a lockout (of the account or the address)."""
+    """The attempt counted by :func:`attempt` had a wrong password; True when this started a lockout (its
+    account's or its address's count had reached the limit)."""
+    keys = _keys(name, address)
+    limit = {keys[0]: limits.account_failures, keys[1]: limits.address_failures}
+    started = False
+    with _holding(engine, keys, at_ms) as (conn, rows):
+        for k, r in rows.items():
+            locked = r.locked_until_ms is not None and r.locked_until_ms > at_ms
+            if not locked and r.failures >= limit[k] and at_ms - r.first_ms < limits.window_ms:
+                _set(conn, k, failures=0, first_ms=at_ms, locked_until_ms=at_ms + limits.lockout_ms)
+                started = True
+    return started
+
+
+def success(engine: Engine, name: str, address: str, at_ms: int) -> None:
+    """The attempt counted by :func:`attempt` had the right password: the account's count is cleared, the
+    address's is one less."""
     account, addr = _keys(name, address)
-    with engine.begin() as conn:
-        a = _count(conn, account, limits.account_failures, limits, at_ms)
-        b = _count(conn, addr, limits.address_failures, limits, at_ms)
-    return a or b
-
-
-def success(engine: Engine, name: str) -> None:
-    account, _ = _keys(name, "")
-    with engine.begin() as conn:
+    with _holding(engine, (addr,), at_ms) as (conn, rows):
         conn.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
+        row = rows.get(addr)
+        if row is not None and row.failures > 0:
+            _set(conn, addr, failures=row.failures - 1)

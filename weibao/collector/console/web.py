@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from weibao.collector.access import sessions
 from weibao.collector.access.sessions import Session
 from weibao.collector.config import ConsoleConfig
 from weibao.collector.console.permissions import Perm, can
+from weibao.collector.errors import Refused
 from weibao.collector.http.context import Context
-from weibao.collector.http.deps import context
+from weibao.collector.http.deps import context, read_body
 
 COOKIE = "wb_session"
 LANG_COOKIE = "wb_lang"
@@ -120,12 +121,28 @@ def require(perm: Perm) -> Callable[[Request], Awaitable[Session]]:
     return dependency
 
 
+async def read_form(request: Request, max_fields: int) -> FormData:
+    """The posted form (``application/x-www-form-urlencoded``: the console sends no files), read with
+    MAX_FORM_BYTES as its bound whether the body's length is declared or streamed in chunks."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise Denied(415, "form_expected")
+    try:
+        body = await read_body(request, MAX_FORM_BYTES)
+    except Refused as exc:
+        raise Denied(exc.status, exc.reason) from exc
+    try:
+        text = body.decode("utf-8")
+        pairs: list[tuple[str, str | UploadFile]] = [
+            *parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=max_fields)]
+    except (UnicodeDecodeError, ValueError) as exc:  # not UTF-8, or more fields than allowed
+        raise Denied(400, "bad_form") from exc
+    return FormData(pairs)
+
+
 async def form(request: Request, session: Session) -> FormData:
     """The posted form after its CSRF token was checked (403 without the session's token)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise Denied(413, "too_large")
-    data = await request.form(max_files=0, max_fields=200)
+    data = await read_form(request, max_fields=200)
     token = data.get("csrf")
     if not isinstance(token, str) or not sessions.csrf_ok(session, token):
         raise Denied(403, "csrf")

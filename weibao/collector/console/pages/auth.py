@@ -21,7 +21,6 @@ from weibao.collector.console.render import page, when_ms
 from weibao.collector.console.web import (
     COOKIE,
     LANG_COOKIE,
-    MAX_FORM_BYTES,
     SECURITY_HEADERS,
     Anyone,
     Denied,
@@ -31,6 +30,7 @@ from weibao.collector.console.web import (
     form,
     limits,
     local_path,
+    read_form,
     set_cookie,
     settings,
 )
@@ -78,10 +78,7 @@ async def login_form(request: Request, who: Annotated[Session | None, Depends(op
 async def login(request: Request) -> Response:
     ctx = context(request)
     engine = ctx.engine
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise Denied(413, "too_large")
-    data = await request.form(max_files=0, max_fields=20)
+    data = await read_form(request, max_fields=20)
     pre, sent = request.cookies.get(PRE_COOKIE, ""), data.get("pre")
     if not pre or not isinstance(sent, str) or not secrets.compare_digest(pre, sent):
         raise Denied(403, "csrf")
@@ -96,7 +93,8 @@ async def login(request: Request) -> Response:
         audit.record(engine, actor=name or "-", role=role, address=address, via=audit.Via.CONSOLE, action=action,
                      target=name, ok=ok, detail=detail, at_ms=now)
 
-    locked = await run_in_threadpool(throttle.locked_until, engine, name, address, now)
+    # counted before the password is checked: parallel attempts cannot outrun the limit
+    locked = await run_in_threadpool(throttle.attempt, engine, name, address, lim, now)
     if locked is not None:
         await run_in_threadpool(note, "login.locked", False, f"locked until {when_ms(locked)}")
         return _login_page(request, nxt=nxt, error="locked", status=429, name=name, until=when_ms(locked))
@@ -111,7 +109,7 @@ async def login(request: Request) -> Response:
     old = request.cookies.get(COOKIE)
     if old:
         await run_in_threadpool(sessions.end, engine, old)
-    await run_in_threadpool(throttle.success, engine, name)
+    await run_in_threadpool(throttle.success, engine, name, address, now)
     sid = await run_in_threadpool(sessions.start, engine, account, address)
     await run_in_threadpool(note, "login", True, "", account.role.value)
     resp = redirect(request, "/account" if account.must_change else nxt)
@@ -158,12 +156,14 @@ async def change_password(request: Request, who: Anyone) -> Response:
         audit.record(engine, actor=name, role=who.account.role.value, address=address, via=audit.Via.CONSOLE,
                      action="user.passwd", target=name, ok=ok, detail=detail, at_ms=now)
 
-    if await run_in_threadpool(throttle.locked_until, engine, name, address, now) is not None:
+    lim = login_limits(request)
+    if await run_in_threadpool(throttle.attempt, engine, name, address, lim, now) is not None:
         return page(request, who, "account.html", status=429, error="locked", done=False)
     if await run_in_threadpool(accounts.authenticate, engine, name, old) is None:
-        await run_in_threadpool(throttle.failure, engine, name, address, login_limits(request), now)
+        await run_in_threadpool(throttle.failure, engine, name, address, lim, now)
         await run_in_threadpool(note, False, "wrong current password")
         return page(request, who, "account.html", status=422, error="bad_current", done=False)
+    await run_in_threadpool(throttle.success, engine, name, address, now)
     if new != again:
         return page(request, who, "account.html", status=422, error="mismatch", done=False)
     try:
