@@ -9,6 +9,7 @@ Contract time is Asia/Shanghai. October 2026 has 31 days = 2,678,400 s per devic
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -274,6 +275,31 @@ def test_pdf_carries_the_chinese_headings_and_the_figures(lab: Any, monthly: dic
     assert [line for line in lab[0].log().splitlines() if "weasyprint" in line] == []
 
 
+def test_xlsx_keeps_text_as_text_whatever_people_and_devices_wrote(monthly: dict[str, Any]) -> None:
+    # every text of October's report replaced by one that begins like a formula and holds control
+    # characters (a note, an interface's name): the workbook is written, each cell is text, none a formula
+    from weibao.collector.reports.xlsx import render_xlsx
+
+    evil = '=HYPERLINK("http://203.0.113.9/x","open")\x01\x1b[2J'
+
+    def poison(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: poison(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [poison(v) for v in value]
+        if isinstance(value, str) and not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):  # times stay
+            return evil
+        return value
+
+    wb = load_workbook(BytesIO(render_xlsx(poison(monthly))))
+    texts = [c for ws in wb.worksheets for row in ws.iter_rows(min_row=2) for c in row if isinstance(c.value, str)]
+    assert texts
+    for c in texts:
+        assert c.data_type == "s", (c.coordinate, c.value)
+        assert "\x01" not in c.value and "\x1b" not in c.value
+    assert any(c.value.startswith("=HYPERLINK") for c in texts)
+
+
 def test_xlsx_numbers_equal_the_json(lab: Any, monthly: dict[str, Any]) -> None:
     r = lab[1].get("/api/v1/reports/monthly", params={"period": "2026-10", "format": "xlsx"})
     assert r.status_code == 200, r.text
@@ -362,6 +388,12 @@ def test_refusals_write_nothing(lab: Any) -> None:
     assert r.status_code == 422 and "2026-W48" in r.json()["error"], r.text
     r = engineer.get("/api/v1/reports/monthly", params={"period": "2026-10", "format": "docx"})
     assert r.status_code == 422 and r.json()["problems"][0]["field"] == "format", r.text
+    # periods at the ends of the calendar, and digits that are not ASCII or text around the period
+    for kind, period in [("annual", "0001"), ("annual", "9999"), ("monthly", "9999-12"), ("daily", "0001-01-01"),
+                         ("weekly", "9999-W52"), ("quarterly", "0001-Q1"), ("monthly", "２０２６-１０"),
+                         ("monthly", " 2026-10"), ("monthly", "2026-10\n")]:
+        r = engineer.get(f"/api/v1/reports/{kind}", params={"period": period})
+        assert r.status_code == 422 and r.json()["problems"][0]["field"] == "period", (period, r.text)
     r = engineer.get("/api/v1/reports/fault", params={"ticket": "20261099-0001"})
     assert r.status_code == 404, r.text
     r = engineer.get("/api/v1/reports/daily-ish", params={"period": "2026"})

@@ -28,9 +28,13 @@ class Kind(StrEnum):
 PERIODIC = (Kind.WEEKLY, Kind.MONTHLY, Kind.QUARTERLY, Kind.ANNUAL)
 FORMS = {Kind.DAILY: "YYYY-MM-DD", Kind.WEEKLY: "YYYY-Www (ISO week, e.g. 2026-W48)",
          Kind.MONTHLY: "YYYY-MM", Kind.QUARTERLY: "YYYY-Qn", Kind.ANNUAL: "YYYY"}
-_PATTERNS = {Kind.DAILY: re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), Kind.WEEKLY: re.compile(r"^(\d{4})-W(\d{2})$"),
-             Kind.MONTHLY: re.compile(r"^(\d{4})-(\d{2})$"), Kind.QUARTERLY: re.compile(r"^(\d{4})-Q([1-4])$"),
-             Kind.ANNUAL: re.compile(r"^(\d{4})$")}
+# ASCII digits only (\d would also take full-width and other scripts' digits), the whole text, nothing around
+_PATTERNS = {Kind.DAILY: re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"),
+             Kind.WEEKLY: re.compile(r"([0-9]{4})-W([0-9]{2})"), Kind.MONTHLY: re.compile(r"([0-9]{4})-([0-9]{2})"),
+             Kind.QUARTERLY: re.compile(r"([0-9]{4})-Q([1-4])"), Kind.ANNUAL: re.compile(r"([0-9]{4})")}
+# the years a report may cover: every period inside has its neighbours (the day before, the week after)
+# within the range of dates and times
+YEARS = range(1970, 3000)
 
 
 class PeriodError(ValueError):
@@ -103,10 +107,12 @@ def parse_period(kind: Kind | str, text: str) -> Period:
         raise PeriodError(f"unknown report kind {kind!r}") from exc
     if k is Kind.FAULT:
         raise PeriodError("a fault report is named by its ticket id, not a period")
-    m = _PATTERNS[k].match(text.strip()) if isinstance(text, str) else None
+    m = _PATTERNS[k].fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise PeriodError(f"{text!r} is not a {k.value} period: write {FORMS[k]}")
     nums = [int(g) for g in m.groups()]
+    if nums[0] not in YEARS:
+        raise PeriodError(f"{text!r}: a report covers a period in the years {YEARS[0]} to {YEARS[-1]}")
     try:
         if k is Kind.DAILY:
             return day(date(nums[0], nums[1], nums[2]))

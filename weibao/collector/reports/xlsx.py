@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -27,13 +28,16 @@ _FILL = PatternFill("solid", fgColor="E8EEF7")
 
 
 def _cell(value: Any) -> Any:
-    """ISO times become naive local datetimes (Excel dates); everything else stays as it is."""
-    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
+    """ISO times become naive local datetimes (Excel dates); text loses the control characters a workbook
+    cannot hold (each becomes U+FFFD); everything else stays as it is."""
+    if not isinstance(value, str):
+        return value
+    if len(value) >= 19 and value[4] == "-" and value[10] == "T":
         try:
             return datetime.fromisoformat(value).astimezone(SHANGHAI).replace(tzinfo=None)
         except ValueError:
-            return value
-    return value
+            pass
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 
 class _Book:
@@ -59,6 +63,10 @@ class _Book:
             for c in col:
                 if isinstance(c.value, datetime):
                     c.number_format = "yyyy-mm-dd hh:mm:ss"
+                elif c.data_type == "f":
+                    # text that begins with "=" (a note, a device's description) is kept as text: a report
+                    # never carries a formula that the reader's spreadsheet would run
+                    c.data_type = "s"
         for i, h in enumerate(head, start=1):
             ws.column_dimensions[get_column_letter(i)].width = max(10, min(40, len(str(h)) * 2 + 2))
         ws.freeze_panes = "A2"
