@@ -127,3 +127,29 @@ def test_tokens_are_stored_only_as_their_sha256_on_postgres(pg: postgres.Postgre
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     with pg_collector.client(token) as c:  # and the stored hash is what the collector checks
         assert c.get("/api/v1/devices").status_code == 200
+
+
+def test_nul_in_any_text_is_refused_not_a_500_on_postgres(pg_collector: CollectorPeer) -> None:
+    # PostgreSQL's text cannot hold U+0000: every door that takes text refuses it before it gets there
+    agent = pg_collector.client(pg_collector.token(AGENT))
+    eng = pg_collector.client(pg_collector.token("nul-eng", role="engineer"))
+    reg = registration()
+    reg["devices"][0]["asset"] = {"location": "rack\u00001"}
+    tries = [
+        agent.put("/api/v1/inventory", json=reg),
+        eng.post("/api/v1/tickets", json={"kind": "request", "summary": "a\u0000b"}),
+        eng.post("/api/v1/maintenance", json={"devices": ["core-sw-1"], "start": T0.isoformat(),
+                                              "end": (T0 + timedelta(hours=1)).isoformat(), "reason": "x\u0000"}),
+        eng.post("/api/v1/tickets/20261125-0001/comment", json={"note": "\u0000"}),
+        eng.get("/api/v1/tickets", params={"device": "core\x00sw"}),
+        eng.get("/api/v1/tickets/2026%001125-0001"),
+        eng.get("/api/v1/series", params={"device": "core-sw-1\x00", "metric": "up"}),
+        eng.get("/api/v1/maintenance", params={"device": "\x00"}),
+        eng.put("/api/v1/reports/weekly/2026-W48/notes", json={"work_done": "\u0000"}),
+    ]
+    statuses = [r.status_code for r in tries]
+    assert all(400 <= s < 500 for s in statuses), [(r.request.url, r.status_code, r.text[:200]) for r in tries]
+    assert "NUL" in tries[0].json()["error"] and "NUL" in tries[4].json()["error"]
+    assert httpx.get(f"{pg_collector.url}/healthz").json()["status"] == "ok"
+    agent.close()
+    eng.close()

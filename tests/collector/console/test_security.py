@@ -19,7 +19,7 @@ from weibao.collector.http.app import create_app
 pytestmark = pytest.mark.timeout(180)
 
 # what answers without a session or token: the login form, the language switch, health, metrics, assets
-# (and the API's own description, /openapi.json, which holds no data)
+# (the API describes itself nowhere: /openapi.json is not served)
 OPEN = {("GET", "/login"), ("POST", "/login"), ("GET", "/lang/{code}"), ("GET", "/healthz"), ("GET", "/metrics")}
 
 

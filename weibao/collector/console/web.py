@@ -137,6 +137,8 @@ async def read_form(request: Request, max_fields: int) -> FormData:
             *parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=max_fields)]
     except (UnicodeDecodeError, ValueError) as exc:  # not UTF-8, or more fields than allowed
         raise Denied(400, "bad_form") from exc
+    if any("\x00" in k or (isinstance(v, str) and "\x00" in v) for k, v in pairs):
+        raise Denied(400, "bad_form")  # no text may hold a NUL (PostgreSQL's cannot)
     return FormData(pairs)
 
 

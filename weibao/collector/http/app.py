@@ -17,6 +17,7 @@ from weibao.collector.ha.runtime import HaRuntime, writer
 from weibao.collector.http import deps
 from weibao.collector.http.context import Context
 from weibao.collector.http.guard import install_accept_log
+from weibao.collector.http.nul import RefuseNul
 from weibao.collector.http.routers import ROUTERS
 from weibao.collector.ingest import Ingestor
 from weibao.collector.locks import FileLock, run_dir
@@ -106,8 +107,11 @@ def create_app(config: CollectorConfig) -> FastAPI:
             store.close()
             engine.dispose()
 
-    app = FastAPI(title="weibao collector", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # no API description served: it would tell anyone on the network, without a token, every route there is
+    app = FastAPI(title="weibao collector", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.ctx = ctx
+    app.add_middleware(RefuseNul)
     deps.install(app)
     for router in ROUTERS:
         app.include_router(router)

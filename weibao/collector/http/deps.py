@@ -113,9 +113,10 @@ Agent = Annotated[Principal, Depends(require(Role.AGENT))]
 Anyone = Annotated[Principal, Depends(authenticate)]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, *, nul_ok: bool = False) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
-    Content-Length before reading anything, else while counting the streamed chunks."""
+    Content-Length before reading anything, else while counting the streamed chunks; refused with 422 when
+    it carries a NUL (raw or, in JSON, ``\\u0000``) unless ``nul_ok``."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -132,4 +133,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             chunks.append(chunk)
     except ClientDisconnect as exc:  # gone (or closed by the body timeout): nobody reads the answer
         raise Refused(400, "disconnected", "the connection closed before the body was complete") from exc
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if not nul_ok and (b"\x00" in body or b"\\u0000" in body):
+        raise Refused(422, "invalid", "the body contains NUL (U+0000), which no text may hold")
+    return body

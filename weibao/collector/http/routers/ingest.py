@@ -50,7 +50,7 @@ async def ingest(request: Request) -> Response:
     try:
         principal: Principal = await authenticate(request)
         _clock(ctx, principal.name, request.headers.get("date"))
-        body = await read_body(request, ctx.config.limits.max_batch_bytes)
+        body = await read_body(request, ctx.config.limits.max_batch_bytes, nul_ok=True)
         outcome = await run_in_threadpool(ctx.ingestor.ingest, principal, body)
     except Refused as exc:
         ctx.metrics.refuse(exc.reason)
