@@ -85,6 +85,8 @@ def test_audit_log_records_console_api_and_cli_actions(site: Site) -> None:
     assert any(r[2] == "cli" and r[3] == "user.add" for r in rows)
     only = admin.get("/admin/audit", params={"action": "ticket."}).text
     assert "login.failed" not in only and "ticket.comment" in only
+    for before in ("9" * 40, "１２", "-1", "1e3"):  # beyond any entry number, not ASCII digits, not a number
+        assert admin.get("/admin/audit", params={"before": before}).status_code == 422, before
     admin.close()
 
 
@@ -95,6 +97,14 @@ def test_maintenance_window_added_listed_and_cancelled(site: Site) -> None:
                                        "2030-01-01T22:00", "end": "2030-01-02T02:00", "reason": "kept"})
     assert bad.status_code == 422 and "devices: unknown device nosuch" in bad.text
     assert 'value="kept"' in bad.text  # what was typed is kept
+    for start, end in [("0001-01-01T00:00", "0001-01-02T00:00"), ("9999-12-30T00:00", "9999-12-31T23:59"),
+                       ("2030-01-01T22:00+14:00", "9999-12-31T23:59-12:00")]:  # the ends of the calendar
+        bad = c.post("/maintenance", data={"csrf": csrf_of(page.text), "devices": "srv-1", "start": start,
+                                           "end": end, "reason": "edge"})
+        assert bad.status_code == 422 and "outside 1970-01-01" in bad.text, (start, bad.status_code)
+    for params in ({"to": "9999-12-31"}, {"from": "0001-01-01"}, {"from": "９９９９-01-01"}):
+        assert c.get("/tickets", params=params).status_code == 422, params
+    assert c.get("/tickets", params={"from": "1970-01-01", "to": "9998-12-31"}).status_code == 200
     r = c.post("/maintenance", data={"csrf": csrf_of(page.text), "devices": "srv-1, ups-1",
                                      "start": "2030-01-01T22:00", "end": "2030-01-02T02:00", "reason": "UPS swap"})
     assert r.status_code == 200

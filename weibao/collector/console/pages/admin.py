@@ -95,7 +95,7 @@ async def change_user(request: Request, who: UserAdmin, name: str, change: str) 
 async def audit_log(request: Request, who: Auditor) -> Response:
     q = request.query_params
     before = q.get("before") or ""
-    if before and not before.isdigit():
+    if before and not (before.isascii() and before.isdigit() and len(before) <= 18):
         raise Denied(422, "before: an entry number")
     actor, action = (q.get("actor") or "").strip()[:128], (q.get("action") or "").strip()[:64]
     found = await run_in_threadpool(lambda: audit.entries(

@@ -17,6 +17,7 @@ from weibao.collector.console.render import page
 from weibao.collector.console.web import SECURITY_HEADERS, Denied, Maintainer, form
 from weibao.collector.http.deps import client_address, context
 from weibao.collector.http.routers.tickets import now as contract_now
+from weibao.collector.validate import QUERY_MAX, QUERY_MIN
 from weibao.core.timeutil import SHANGHAI
 
 router = APIRouter()
@@ -47,7 +48,14 @@ def _local(text: str, field: str) -> datetime:
         t = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"{field}: not a date and time") from exc
-    return t.replace(tzinfo=SHANGHAI) if t.tzinfo is None else t.astimezone(SHANGHAI)
+    try:
+        t = t.replace(tzinfo=SHANGHAI) if t.tzinfo is None else t.astimezone(SHANGHAI)
+        inside = QUERY_MIN <= t < QUERY_MAX
+    except OverflowError:  # year 1 or 9999 moved into another offset
+        inside = False
+    if not inside:
+        raise ValueError(f"{field}: outside {QUERY_MIN.date()} .. {QUERY_MAX.date()}")
+    return t
 
 
 @router.post("/maintenance")

@@ -30,6 +30,7 @@ from weibao.collector.http.routers.tickets import RequestBody
 from weibao.collector.http.routers.tickets import now as contract_now
 from weibao.collector.tickets.actions import ACTIONS, UnknownAction, available, perform
 from weibao.collector.tickets.model import LEVELS, IllegalTransition, TicketKind, TicketState
+from weibao.collector.validate import QUERY_MAX, QUERY_MIN
 from weibao.core.timeutil import SHANGHAI
 
 router = APIRouter()
@@ -39,9 +40,12 @@ MAX_NOTE = 10_000
 
 def _day(text: str, field: str) -> date:
     try:
-        return date.fromisoformat(text)
+        d = date.fromisoformat(text)
     except ValueError as exc:
         raise Denied(422, f"{field}: not a date (YYYY-MM-DD)") from exc
+    if not QUERY_MIN.date() <= d < QUERY_MAX.date():
+        raise Denied(422, f"{field}: outside {QUERY_MIN.date()} .. {QUERY_MAX.date()}")
+    return d
 
 
 def filters(request: Request) -> dict[str, Any]:
