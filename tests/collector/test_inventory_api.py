@@ -61,6 +61,14 @@ LEAKS: dict[str, tuple[dict[str, Any], str, str]] = {
         "username": "weibao", "password": SECRET, "enable_secret": SECRET}}}, "devices.3.ssh", "credential"),
     "ssh-password": ({"ssh": {"port": 22, "password": SECRET}}, "devices.3.ssh", "password"),
     "community-on-the-device": ({"community": SECRET}, "devices.3.community", "unknown field"),
+    # other spellings of a credential's key, anywhere in the free-form parts
+    "asset-authKey": ({"asset": {"authKey": SECRET}}, "devices.3.asset", "authKey"),
+    "asset-privKey": ({"asset": {"privKey": SECRET}}, "devices.3.asset", "privKey"),
+    "asset-snmp_community": ({"asset": {"snmp_community": SECRET}}, "devices.3.asset", "snmp_community"),
+    "asset-communityString": ({"asset": {"communityString": SECRET}}, "devices.3.asset", "communityString"),
+    "asset-pass_word": ({"asset": {"pass_word": SECRET}}, "devices.3.asset", "pass_word"),
+    "asset-passwd": ({"asset": {"nested": [{"passwd": SECRET}]}}, "devices.3.asset", "nested.0.passwd"),
+    "asset-api-token": ({"asset": {"api-token": SECRET}}, "devices.3.asset", "api-token"),
 }
 
 
@@ -147,3 +155,47 @@ def test_a_credential_hidden_deeper_is_refused_too(collector: CollectorPeer, htt
     assert r.status_code == 422, r.text
     assert "must not carry credentials" in r.text and HIDDEN not in r.text
     assert_secret_nowhere(collector, http, HIDDEN)
+
+
+@pytest.mark.parametrize(("deps", "named"), [
+    ({"core-sw-1": "core-sw-1"}, "core-sw-1 -> core-sw-1"),
+    ({"core-sw-1": "acc-sw-1", "acc-sw-1": "core-sw-1"}, "core-sw-1 -> acc-sw-1 -> core-sw-1"),
+    ({"core-sw-1": "ups-1", "ups-1": "acc-sw-1", "acc-sw-1": "core-sw-1"}, "-> core-sw-1"),
+])
+def test_a_device_behind_itself_is_refused(http: httpx.Client, deps: dict[str, str], named: str) -> None:
+    # a device behind itself, or a circle of them, would hold its samples for ever: no ticket would open
+    before = {d["name"]: d.get("depends_on") for d in http.get("/api/v1/devices").json()["devices"]}
+    doc = registration()
+    for d in doc["devices"]:
+        d["depends_on"] = deps.get(d["name"])
+    r = http.put("/api/v1/inventory", json=doc)
+    assert r.status_code == 422, r.text
+    assert "circle" in r.text and named in r.text
+    after = {d["name"]: d.get("depends_on") for d in http.get("/api/v1/devices").json()["devices"]}
+    assert after == before
+
+
+def test_a_device_listed_twice_is_refused(http: httpx.Client) -> None:
+    doc = registration()
+    doc["devices"].append(dict(doc["devices"][0], kind="server"))
+    r = http.put("/api/v1/inventory", json=doc)
+    assert r.status_code == 422 and "listed twice" in r.text, r.text
+
+
+def test_a_circle_through_another_agents_devices_is_refused(collector: CollectorPeer, http: httpx.Client) -> None:
+    # site-c's edge switch hangs off the core switch; the core switch then named behind it closes a circle
+    site_c = collector.client(collector.token("site-c"))
+    r = site_c.put("/api/v1/inventory", json={"site": "lab", "agent": "site-c", "devices": [
+        {"name": "edge-c-1", "address": "127.0.0.1", "kind": "switch", "category": "backbone",
+         "depends_on": "core-sw-1"}]})
+    assert r.status_code == 200, r.text
+    doc = registration()
+    doc["devices"][0]["depends_on"] = "edge-c-1"
+    r = http.put("/api/v1/inventory", json=doc)
+    assert r.status_code == 422 and "core-sw-1 -> edge-c-1 -> core-sw-1" in r.text, r.text
+    # an upstream another agent registers later is taken (agents register in any order)
+    doc["devices"][0]["depends_on"] = "not-yet-registered"
+    assert http.put("/api/v1/inventory", json=doc).status_code == 200
+    assert http.put("/api/v1/inventory", json=registration()).status_code == 200
+    assert site_c.put("/api/v1/inventory", json={"site": "lab", "agent": "site-c", "devices": []}).status_code == 200
+    site_c.close()

@@ -102,7 +102,10 @@ def test_device_names_through_the_api_obey_the_loaders_rules(peer: CollectorPeer
     reg["devices"].append({"name": name, "address": "127.0.0.1", "kind": "switch", "category": "backbone"})
     r = agent.put("/api/v1/inventory", json=reg)
     assert r.status_code == 422, r.text
-    assert r.json()["problems"][0]["field"] == "devices.3.name"
+    if "\x00" in name:  # refused before the body is read as JSON: no text may hold a NUL
+        assert "NUL" in r.json()["error"]
+    else:
+        assert r.json()["problems"][0]["field"] == "devices.3.name"
     dep = registration()
     dep["devices"][1]["depends_on"] = name
     assert agent.put("/api/v1/inventory", json=dep).status_code == 422

@@ -29,7 +29,7 @@ from weibao.collector.errors import Refused
 from weibao.collector.state.models import Device, DeviceMove
 from weibao.collector.validate import MAX_PROBLEMS
 from weibao.core.timeutil import from_ms, now_ms
-from weibao.core.wire import InventoryRegistration
+from weibao.core.wire import InventoryRegistration, dependency_circle
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,13 @@ class Registry:
             retired = conn.execute(update(Device).where(Device.agent == reg.agent, Device.name.not_in(names),
                                                         Device.active.is_(True))
                                    .values(active=False, updated_ms=now)).rowcount
+            # the registration itself has no circle (its model checks); with other agents' devices it may
+            upstream = {r.name: r.depends_on for r in conn.execute(select(Device.name, Device.depends_on)
+                                                                   .where(Device.active.is_(True)))}
+            circle = dependency_circle(upstream)
+            if circle and set(circle) & set(names):
+                raise Refused(422, "invalid", "depends_on goes round in a circle with other agents' devices: "
+                              + " -> ".join(circle))
         with self._lock:
             self._owner.update(dict.fromkeys(names, reg.agent))
         return {"registered": len(rows), "retired": int(retired or 0)}

@@ -13,7 +13,7 @@ import email.utils
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
     with_config,
 )
 from typing_extensions import TypedDict
@@ -64,9 +65,16 @@ LabelKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
 AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 
-# keys that would mean a credential travelled in an inventory registration
-_SECRET_KEYS = frozenset({"credential", "community", "password", "auth_key", "priv_key", "key_passphrase",
-                          "enable_secret", "secret", "token"})
+# what a key's name holds, once lower-cased with everything but letters and digits taken out, when it would
+# mean a credential travelled in an inventory registration (authKey, snmp_community, pass-word, api-token...)
+_SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "token", "community", "credential",
+                 "authkey", "privkey", "privatekey", "apikey")
+
+
+def _secret_key(key: object) -> bool:
+    name = "".join(c for c in str(key).lower() if c.isalnum())
+    # a credential's name (``credential_name``: which entry of the secrets file) is no credential
+    return not name.endswith("name") and any(w in name for w in _SECRET_WORDS)
 
 
 _EDGE = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -181,7 +189,7 @@ def _secret_paths(value: Any, prefix: str = "") -> list[str]:
     if isinstance(value, dict):
         for key, inner in value.items():
             path = f"{prefix}{key}"
-            if str(key).lower().replace("-", "_") in _SECRET_KEYS:
+            if _secret_key(key):
                 found.append(path)
             else:
                 found += _secret_paths(inner, path + ".")
@@ -192,11 +200,43 @@ def _secret_paths(value: Any, prefix: str = "") -> list[str]:
 
 
 class InventoryRegistration(_Edge):
-    """One PUT /api/v1/inventory body: every device an agent polls (the agent's whole set)."""
+    """One PUT /api/v1/inventory body: every device an agent polls (the agent's whole set). Each name once;
+    no device behind itself, directly or around a circle of ``depends_on`` (an upstream may be another
+    agent's device, which the collector checks against what it knows)."""
 
     site: str = Field(min_length=1, max_length=128)
     agent: AgentName
     devices: list[RegisteredDevice]
+
+    @model_validator(mode="after")
+    def _names_and_dependencies(self) -> InventoryRegistration:
+        seen: set[str] = set()
+        for d in self.devices:
+            if d.name in seen:
+                raise ValueError(f"device {d.name!r} is listed twice")
+            seen.add(d.name)
+        circle = dependency_circle({d.name: d.depends_on for d in self.devices})
+        if circle:
+            raise ValueError("depends_on goes round in a circle: " + " -> ".join(circle))
+        return self
+
+
+def dependency_circle(upstream: Mapping[str, str | None]) -> list[str] | None:
+    """A circle of ``depends_on`` among ``upstream`` (device -> its upstream), written from its first device
+    back to it (``a -> b -> a``; ``a -> a`` for a device behind itself), or None when there is none."""
+    done: set[str] = set()
+    for start in upstream:
+        path: list[str] = []
+        on_path: set[str] = set()
+        d: str | None = start
+        while d is not None and d not in done:
+            if d in on_path:
+                return [*path[path.index(d):], d]
+            path.append(d)
+            on_path.add(d)
+            d = upstream.get(d)
+        done.update(path)
+    return None
 
 
 # --- conversions: the one encoder of samples, events and batch bodies -------------------------------

@@ -70,3 +70,20 @@ def test_seven_then_100000_then_seven_again(tmp_path: Path) -> None:
         log = peer.log()
     assert "contract engine: failed" not in log, log[-3000:]
     assert "KeyError" not in log
+
+
+def test_a_dependency_circle_kept_from_before_holds_nothing() -> None:
+    # refused at registration now; one kept from before must not hold its devices' samples for each other
+    from datetime import UTC, datetime, timedelta
+
+    from weibao.collector.engine.gate import DependencyGate
+    from weibao.core.model import Sample
+
+    gate = DependencyGate({"a": "b", "b": "a", "c": "c", "d": "a", "e": None}, timedelta(minutes=2),
+                          begins=lambda s: True)
+    assert gate.upstream == {"d": "a"}
+    done: list[str] = []
+    t = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    gate.push([Sample(n, "up", 0.0, t) for n in "abce"], lambda s: done.append(s.device),
+              seen=lambda d: None, released=lambda up, ts, waited: False)
+    assert done == ["a", "b", "c", "e"] and gate.held == 0

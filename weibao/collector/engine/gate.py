@@ -11,12 +11,16 @@ wait behind it: one device's samples keep their order. Other samples pass at onc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from weibao.core.model import Sample
+from weibao.core.wire import dependency_circle
+
+log = logging.getLogger(__name__)
 
 # (upstream, the held sample's time, seconds it has waited) -> whether to stop waiting for the upstream
 Released = Callable[[str, datetime, float], bool]
@@ -42,6 +46,13 @@ class DependencyGate:
         """Take new dependencies (a registration changed them); samples of devices no longer listed are
         dropped, those of the others keep waiting."""
         self.upstream = {d: u for d, u in upstream.items() if u is not None and u in upstream}
+        # a circle (refused at registration, but kept from before) would hold its devices' samples for
+        # each other: its devices are evaluated as if they had no upstream
+        while (circle := dependency_circle(self.upstream)) is not None:
+            log.warning("depends_on goes round in a circle (%s): those devices are evaluated without an upstream",
+                        " -> ".join(circle))
+            for d in circle:
+                self.upstream.pop(d, None)
         self.downstream = {}
         for device, up in self.upstream.items():
             self.downstream.setdefault(up, []).append(device)
