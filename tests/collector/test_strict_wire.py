@@ -65,6 +65,10 @@ def deep_event(levels: int) -> str:
     (good(device=["core-sw-1"]), "samples.1.device"),
     (good(metric={"m": 1}), "samples.1.metric"),
     (good(device="core\x1b[2J-sw-1"), "samples.1.device"),
+    (good(value=True), "samples.1.value"),
+    (good(value="1"), "samples.1.value"),
+    (good(ts=1764028800), "samples.1.ts"),
+    (good(ts="1764028800"), "samples.1.ts"),
 ])
 def test_wrong_types_are_422_naming_the_field(peer: CollectorPeer, agent: httpx.Client, sample: dict[str, Any],
                                               field: str) -> None:

@@ -24,8 +24,9 @@ from tests.peers.collector import REPO, CollectorPeer, run_collector
 
 pytestmark = pytest.mark.timeout(120)
 
-EVIL = "ok\x1b]0;owned\x07\x1b[2J\x00\x9b31m\u202eevil\x7f"
-RAW = ("\x1b", "\x07", "\x00", "\x9b", "\u202e", "\x7f")
+# every control character a terminal acts on but NUL, which no text may hold (refused at the door)
+EVIL = "ok\x1b]0;owned\x07\x1b[2J\x01\x9b31m\u202eevil\x7f"
+RAW = ("\x1b", "\x07", "\x01", "\x9b", "\u202e", "\x7f")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ def test_notes_reasons_and_echoed_requests_are_escaped(peer: CollectorPeer, toke
             time.sleep(0.1)
         tid = tickets[0]["id"]
         assert eng.post(f"/api/v1/tickets/{tid}/comment", json={"note": EVIL}).status_code == 200
+        assert eng.post(f"/api/v1/tickets/{tid}/comment", json={"note": EVIL + "\x00"}).status_code == 422
         window = {"devices": ["acc-sw-1"], "start": (now + timedelta(hours=1)).isoformat(),
                   "end": (now + timedelta(hours=2)).isoformat(), "reason": EVIL}
         assert eng.post("/api/v1/maintenance", json=window).status_code == 201
@@ -81,7 +83,7 @@ def test_notes_reasons_and_echoed_requests_are_escaped(peer: CollectorPeer, toke
     for name, out in runs.items():
         assert_no_raw(out.stdout + out.stderr)
         assert out.returncode == (1 if name == "echoed" else 0), (name, out.stderr)
-    assert "ok\\x1b]0;owned\\x07\\x1b[2J\\x00\\x9b31m\\u202eevil\\x7f" in runs["show"].stdout
+    assert "ok\\x1b]0;owned\\x07\\x1b[2J\\x01\\x9b31m\\u202eevil\\x7f" in runs["show"].stdout
     assert "\\u001b]0;owned" in runs["show --json"].stdout and "\\u202eevil" in runs["show --json"].stdout
     shown = json.loads(runs["show --json"].stdout)  # still JSON, with the note as it was written
     assert shown["events"][-1]["note"] == EVIL

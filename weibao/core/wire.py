@@ -21,6 +21,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -82,7 +83,25 @@ _EDGE = ConfigDict(extra="forbid", allow_inf_nan=False)
 # the largest magnitude a sample's value may have: far above any reading (a 64-bit counter is below 2e19),
 # far enough below the float range that no rollup sum or report figure can overflow to infinity
 MAX_ABS_VALUE = 1e30
-SampleValue = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+
+
+def _a_number(value: Any) -> Any:
+    # JSON's true and "1" are no readings (pydantic's lax mode would take them as 1.0)
+    if isinstance(value, bool | str):
+        raise ValueError("a number is expected")
+    return value
+
+
+def _iso_text(value: Any) -> Any:
+    # a wire time is ISO 8601 text with its offset; a bare number (seconds since 1970?) is refused
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_START.match(value)):
+        return value
+    raise ValueError("an ISO 8601 time with an offset is expected, e.g. 2026-11-25T08:00:00+08:00")
+
+
+_ISO_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+SampleValue = Annotated[float, BeforeValidator(_a_number), Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+WireTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 # an event's ``data`` (trap varbinds, a configuration diff): bounded so that no body can exhaust the
 # collector's stack or memory; the agent's own events stay well inside (a diff is cut to DIFF_MAX_CHARS)
@@ -136,7 +155,7 @@ class WireSample(TypedDict):
     device: DeviceName
     metric: MetricName
     value: SampleValue
-    ts: AwareDatetime
+    ts: WireTime
     labels: NotRequired[dict[LabelKey, LabelValue]]
 
 
@@ -144,7 +163,7 @@ class WireSample(TypedDict):
 class WireEvent(TypedDict):
     device: DeviceName
     kind: EventKind
-    ts: AwareDatetime
+    ts: WireTime
     data: NotRequired[EventData]
 
 

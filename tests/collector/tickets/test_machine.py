@@ -309,3 +309,13 @@ def test_guards() -> None:
         m.attach_affected(a, devices=["acc-1", "core-sw-1"], at=AT)
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.level = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("note", ["", "   ", "\u3000", "\u200b\u200b", "\x00", "\t\x01\n"])
+def test_a_note_that_shows_nothing_is_no_note(note: str) -> None:
+    t = opened()
+    with pytest.raises(IllegalTransition, match="must say how"):
+        m.restore(t, at=T0 + timedelta(minutes=5), actor="wang", note=note)
+    with pytest.raises(IllegalTransition, match="needs text"):
+        m.comment(t, at=T0 + timedelta(minutes=5), actor="wang", note=note)
+    m.restore(t, at=T0 + timedelta(minutes=5), actor="wang", note="重启 ok")  # any visible text is a note

@@ -143,7 +143,7 @@ def restore(ticket: Ticket, *, at: datetime, actor: str = SYSTEM, note: str = ""
 
     An engineer must say what was done (``note``); the automatic restoration may leave it empty.
     """
-    if actor != SYSTEM and not note.strip():
+    if actor != SYSTEM and blank(note):
         raise IllegalTransition(ticket.id, ticket.state, Action.RESTORE,
                                 "an engineer restoring a ticket must say how (a note)")
     return _apply(ticket, Action.RESTORE, at, actor, note=note, target=TicketState.RESTORED, restored_at=at,
@@ -160,7 +160,7 @@ def report(ticket: Ticket, *, at: datetime, actor: str, note: str = "") -> Chang
 
 def comment(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
     """A remark in the ticket's history; changes nothing else."""
-    if not note.strip():
+    if blank(note):
         raise IllegalTransition(ticket.id, ticket.state, Action.COMMENT, "a comment needs text")
     return _apply(ticket, Action.COMMENT, at, actor, note=note)
 
@@ -229,8 +229,14 @@ def attach_affected(ticket: Ticket, *, devices: Iterable[str], at: datetime, act
                   affected=(*ticket.affected, *new), recorded=recorded)
 
 
+def blank(note: str) -> bool:
+    """Whether ``note`` says nothing a reader can see: only spaces, control or invisible format characters
+    (a zero-width space, a NUL) count as no note."""
+    return not any(c.isprintable() and not c.isspace() for c in note)
+
+
 def _need_note(ticket: Ticket, action: Action, note: str, what: str) -> None:
-    if not note.strip():
+    if blank(note):
         raise IllegalTransition(ticket.id, ticket.state, action, f"{action.value} needs {what} (a note)")
 
 

@@ -46,6 +46,10 @@ async def add_window(request: Request, ctx: Ctx, who: Engineer) -> Response:
     in_range(body.end, "end")
     if body.end <= body.start:
         raise bad_field("end", "must be after start")
+    unknown = await run_in_threadpool(ctx.registry.unknown, set(body.devices))
+    if unknown:  # as the console's form: a window for a name no agent registered would cover nothing
+        raise bad_field("devices", f"unknown device {', '.join(unknown[:5])}"
+                        + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
     svc = ctx.contract
     stored = await run_in_threadpool(lambda: svc.store.add_window(
         devices=body.devices, start=local(body.start), end=local(body.end), created_by=who.name,
