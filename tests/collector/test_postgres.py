@@ -131,9 +131,9 @@ def test_tokens_are_stored_only_as_their_sha256_on_postgres(pg: postgres.Postgre
 
 def test_nul_in_any_text_is_refused_not_a_500_on_postgres(pg_collector: CollectorPeer) -> None:
     # PostgreSQL's text cannot hold U+0000: every door that takes text refuses it before it gets there
-    agent = pg_collector.client(pg_collector.token(AGENT))
+    agent = pg_collector.client(pg_collector.token("nul-agent"))
     eng = pg_collector.client(pg_collector.token("nul-eng", role="engineer"))
-    reg = registration()
+    reg = registration(agent="nul-agent", devices=("nul-sw-1",))
     reg["devices"][0]["asset"] = {"location": "rack\u00001"}
     tries = [
         agent.put("/api/v1/inventory", json=reg),

@@ -21,6 +21,7 @@ collector refused (its reason is printed), 2 a usage or connection problem.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 from datetime import datetime
 from typing import Any
@@ -182,6 +183,9 @@ def maintenance_add(args: argparse.Namespace) -> int:
             "devices": args.device, "start": args.start, "end": args.end, "reason": args.reason})
         _print(args, data, printable(f"window {data['id']}: {', '.join(data['devices'])} "
                                      f"{_short(data['start'])} - {_short(data['end'])} {data['reason']}"))
+        if data.get("unregistered"):
+            print(printable(f"note: no agent has registered {', '.join(data['unregistered'])} yet"),
+                  file=sys.stderr)
     return _run(args, work)
 
 

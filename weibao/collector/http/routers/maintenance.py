@@ -46,10 +46,9 @@ async def add_window(request: Request, ctx: Ctx, who: Engineer) -> Response:
     in_range(body.end, "end")
     if body.end <= body.start:
         raise bad_field("end", "must be after start")
+    # a window may be planned before the device's agent registers it (a device being installed); the
+    # answer names what no agent registered yet, so a misspelt name does not pass unseen
     unknown = await run_in_threadpool(ctx.registry.unknown, set(body.devices))
-    if unknown:  # as the console's form: a window for a name no agent registered would cover nothing
-        raise bad_field("devices", f"unknown device {', '.join(unknown[:5])}"
-                        + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
     svc = ctx.contract
     stored = await run_in_threadpool(lambda: svc.store.add_window(
         devices=body.devices, start=local(body.start), end=local(body.end), created_by=who.name,
@@ -58,7 +57,8 @@ async def add_window(request: Request, ctx: Ctx, who: Engineer) -> Response:
     w = stored.window
     await audit(request, who, "maintenance.add", f"window {stored.id}",
                 detail=f"{', '.join(sorted(w.devices))}: {w.start.isoformat()} - {w.end.isoformat()} {w.reason}")
-    return json_response(_window_json(stored, devices=w.devices, start=w.start, end=w.end, reason=w.reason), 201)
+    return json_response({**_window_json(stored, devices=w.devices, start=w.start, end=w.end, reason=w.reason),
+                          "unregistered": unknown}, 201)
 
 
 @router.get("/api/v1/maintenance")
