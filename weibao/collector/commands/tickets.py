@@ -21,8 +21,8 @@ collector refused (its reason is printed), 2 a usage or connection problem.
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
