@@ -304,21 +304,24 @@ class Ingestor:
                 else:
                     self._apply_group(group, merged)
         except Exception as exc:
+            # a failure of the store itself (locked, unreachable, full) is every member's: all answer it now;
+            # any other may be one member's data: each is tried again alone, so that only the batch that
+            # cannot be stored answers with the failure, not every agent whose batch it met
+            alone = len(group) > 1 and not _store_failure(exc)
             for p in group:
                 if p.outcome is None:
                     p.afters.clear()  # what they would publish (new series ids) was rolled back
-                    if len(group) > 1:
+                    if alone:
                         retry.append(p)
                     else:
                         p.error = exc
         finally:
+            again = {id(p) for p in retry}
             for p in group:
-                p.done = p not in retry
+                p.done = id(p) not in again
         for p in group:
             for after in p.afters:
                 after()
-        # one member's failure is its own: after a failed group each of its batches is tried alone, so that
-        # only the one that cannot be stored answers with the failure, not every agent whose batch it met
         for p in retry:
             self._commit([p])
 
@@ -462,6 +465,11 @@ class Ingestor:
             res_b = conn.execute(delete(Batch).where(Batch.received_ms < now - int(batch_days * day)))
             out["batch_ids"] = int(res_b.rowcount or 0)
         return out
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the store failing (locked, unreachable, out of space) rather than one batch's data."""
+    return isinstance(exc, OperationalError | StorageUnavailable | sqlite3.OperationalError | OSError)
 
 
 def _event_row(e: Any, bid: str, agent: str) -> dict[str, Any]:
