@@ -153,3 +153,33 @@ def test_nul_in_any_text_is_refused_not_a_500_on_postgres(pg_collector: Collecto
     assert httpx.get(f"{pg_collector.url}/healthz").json()["status"] == "ok"
     agent.close()
     eng.close()
+
+
+def test_login_throttle_under_concurrent_logins_on_postgres(pg: postgres.Postgres) -> None:
+    # the same user's form sent several times at once, right and wrong passwords mixed: attempts, failures
+    # and successes take the same rows in the same order, so none waits on another for ever (no deadlock)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from weibao.collector.access import throttle
+
+    engine = create_state_engine(pg.url)
+    migrate(engine)
+    lim = throttle.Limits(account_failures=1000, address_failures=1000, window_ms=900_000, lockout_ms=900_000)
+    t0 = 1_800_000_000_000
+
+    def login(k: int) -> str:
+        at = t0 + k
+        if throttle.attempt(engine, "racer-pg", "10.1.1.1", lim, at) is not None:
+            return "locked"
+        if k % 2:
+            throttle.success(engine, "racer-pg", "10.1.1.1", at)
+            return "ok"
+        throttle.failure(engine, "racer-pg", "10.1.1.1", lim, at)
+        return "bad"
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            done = list(pool.map(login, range(200)))
+        assert done.count("ok") == 100 and done.count("bad") == 100
+    finally:
+        engine.dispose()

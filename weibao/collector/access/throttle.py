@@ -1,22 +1,23 @@
 """Login throttling: attempts counted per account and per address; at the limit, a temporary lockout.
 
 Kept in the state store, so every worker process and a restart see the same counts. An attempt is counted
-*before* its password is checked (:func:`attempt`), in a transaction that holds the counts' rows (SQLite's
-write lock, PostgreSQL's row locks), so that attempts sent in parallel are counted one after another: no
-more than the limit are ever checked in a window, however many arrive at once. A wrong password leaves its
-count (:func:`failure`, which starts the lockout once the count reached the limit); a good one takes it
-back (:func:`success`: the account's count cleared, the address's less this attempt, so that one known
-password does not reset a guessing run against other accounts). A lockout refuses every login of that
-account (or from that address) until it ends, the right password included.
+*before* its password is checked (:func:`attempt`), in a transaction that holds the counts (SQLite's
+write lock, PostgreSQL advisory locks on the keys), so that attempts sent in parallel are counted one
+after another: no more than the limit are ever checked in a window, however many arrive at once. A wrong
+password leaves its count (:func:`failure`, which starts the lockout once the count reached the limit); a
+good one takes it back (:func:`success`: the account's count cleared, the address's less this attempt, so
+that one known password does not reset a guessing run against other accounts). A lockout refuses every
+login of that account (or from that address) until it ends, the right password included.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from weibao.collector.state.models import LoginThrottle
@@ -44,13 +45,23 @@ def _holding(engine: Engine, keys: tuple[str, ...],
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now: read and write as one
             make = sqlite.insert(LoginThrottle)
         else:
+            # one advisory lock per key, taken in one global order before any row is touched: transactions
+            # on the same keys run one after another, and none can wait on another in a circle (row locks
+            # alone could: a row inserted by one is locked before the other's SELECT ... FOR UPDATE)
+            for lock in sorted({_lock_id(k) for k in keys}):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
             make = postgresql.insert(LoginThrottle)
         conn.execute(make.values([{"key": k, "failures": 0, "first_ms": at_ms, "locked_until_ms": None}
-                                  for k in keys]).on_conflict_do_nothing(index_elements=["key"]))
+                                  for k in sorted(keys)]).on_conflict_do_nothing(index_elements=["key"]))
         rows = {r.key: r for r in conn.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys))
-                                               .with_for_update()).all()}
+                                               .order_by(LoginThrottle.key)).all()}
         yield conn, rows  # type: ignore[misc]  # Row objects with the model's columns
         conn.commit()
+
+
+def _lock_id(key: str) -> int:
+    """A signed 64-bit number for ``key`` (PostgreSQL's advisory lock ids); a collision only serialises more."""
+    return int.from_bytes(hashlib.sha256(f"weibao.login_throttle:{key}".encode()).digest()[:8], "big", signed=True)
 
 
 def _set(conn: Connection, key: str, **values: int | None) -> None:
@@ -108,8 +119,8 @@ def success(engine: Engine, name: str, address: str, at_ms: int) -> None:
     """The attempt counted by :func:`attempt` had the right password: the account's count is cleared, the
     address's is one less."""
     account, addr = _keys(name, address)
-    with _holding(engine, (addr,), at_ms) as (conn, rows):
-        conn.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
+    with _holding(engine, (account, addr), at_ms) as (conn, rows):
+        _set(conn, account, failures=0, first_ms=at_ms, locked_until_ms=None)
         row = rows.get(addr)
         if row is not None and row.failures > 0:
             _set(conn, addr, failures=row.failures - 1)
