@@ -69,6 +69,8 @@ LEAKS: dict[str, tuple[dict[str, Any], str, str]] = {
     "asset-pass_word": ({"asset": {"pass_word": SECRET}}, "devices.3.asset", "pass_word"),
     "asset-passwd": ({"asset": {"nested": [{"passwd": SECRET}]}}, "devices.3.asset", "nested.0.passwd"),
     "asset-api-token": ({"asset": {"api-token": SECRET}}, "devices.3.asset", "api-token"),
+    # SNMP's own word for the community string: only credential_name (which names one) is set aside
+    "asset-community_name": ({"asset": {"snmpCommunityName": SECRET}}, "devices.3.asset", "snmpCommunityName"),
 }
 
 
@@ -193,6 +195,26 @@ def test_a_circle_through_another_agents_devices_is_refused(collector: Collector
     doc["devices"][0]["depends_on"] = "edge-c-1"
     r = http.put("/api/v1/inventory", json=doc)
     assert r.status_code == 422 and "core-sw-1 -> edge-c-1 -> core-sw-1" in r.text, r.text
+    # a circle kept from before this check existed (written into the store directly here): the agent's
+    # unchanged registration is still taken (its devices are evaluated without an upstream), while a new
+    # circle beside it is refused
+    db = sqlite3.connect(state_path(collector))
+    try:
+        with db:
+            db.execute("UPDATE devices SET depends_on = 'edge-c-1' WHERE name = 'core-sw-1'")
+    finally:
+        db.close()
+    assert http.put("/api/v1/inventory", json=doc).status_code == 200
+    doc["devices"][2]["depends_on"] = "edge-c-2"
+    r = site_c.put("/api/v1/inventory", json={"site": "lab", "agent": "site-c", "devices": [
+        {"name": "edge-c-1", "address": "127.0.0.1", "kind": "switch", "category": "backbone",
+         "depends_on": "core-sw-1"},
+        {"name": "edge-c-2", "address": "127.0.0.1", "kind": "switch", "category": "backbone",
+         "depends_on": "ups-1"}]})
+    assert r.status_code == 200, r.text
+    r = http.put("/api/v1/inventory", json=doc)
+    assert r.status_code == 422 and "ups-1 -> edge-c-2 -> ups-1" in r.text, r.text
+    doc["devices"][2]["depends_on"] = None
     # an upstream another agent registers later is taken (agents register in any order)
     doc["devices"][0]["depends_on"] = "not-yet-registered"
     assert http.put("/api/v1/inventory", json=doc).status_code == 200

@@ -148,8 +148,10 @@ def test_nul_in_any_text_is_refused_not_a_500_on_postgres(pg_collector: Collecto
         eng.put("/api/v1/reports/weekly/2026-W48/notes", json={"work_done": "\u0000"}),
     ]
     statuses = [r.status_code for r in tries]
-    assert all(400 <= s < 500 for s in statuses), [(r.request.url, r.status_code, r.text[:200]) for r in tries]
-    assert "NUL" in tries[0].json()["error"] and "NUL" in tries[4].json()["error"]
+    # bodies 422, paths and query strings 400, each saying why
+    assert statuses == [422, 422, 422, 422, 400, 400, 400, 400, 422], [(r.request.url, r.status_code, r.text[:200])
+                                                                      for r in tries]
+    assert all("NUL" in r.json()["error"] for r in tries)
     assert httpx.get(f"{pg_collector.url}/healthz").json()["status"] == "ok"
     agent.close()
     eng.close()

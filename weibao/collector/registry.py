@@ -29,7 +29,7 @@ from weibao.collector.errors import Refused
 from weibao.collector.state.models import Device, DeviceMove
 from weibao.collector.validate import MAX_PROBLEMS
 from weibao.core.timeutil import from_ms, now_ms
-from weibao.core.wire import InventoryRegistration, dependency_circle
+from weibao.core.wire import InventoryRegistration
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,20 @@ class Move:
     to_agent: str
     actor: str
     at_ms: int
+
+
+_NONE = object()  # a device not registered before (its dependency is new)
+
+
+def circle_through(upstream: dict[str, str | None], device: str) -> list[str] | None:
+    """The circle of ``depends_on`` that leads from ``device`` back to it (``a -> b -> a``), or None."""
+    path, d = [device], upstream.get(device)
+    while d is not None and len(path) <= len(upstream):
+        path.append(d)
+        if d == device:
+            return path
+        d = upstream.get(d)
+    return None
 
 
 def _shown(names: list[str]) -> str:
@@ -139,6 +153,7 @@ class Registry:
                 for d in reg.devices]
         names = [d.name for d in reg.devices]
         with self.engine.begin() as conn:
+            before = self._upstream(conn)
             if rows:
                 ins = (postgresql.insert(Device) if conn.dialect.name == "postgresql"
                        else sqlite.insert(Device))
@@ -155,15 +170,23 @@ class Registry:
                                                         Device.active.is_(True))
                                    .values(active=False, updated_ms=now)).rowcount
             # the registration itself has no circle (its model checks); with other agents' devices it may
-            upstream = {r.name: r.depends_on for r in conn.execute(select(Device.name, Device.depends_on)
-                                                                   .where(Device.active.is_(True)))}
-            circle = dependency_circle(upstream)
-            if circle and set(circle) & set(names):
-                raise Refused(422, "invalid", "depends_on goes round in a circle with other agents' devices: "
-                              + " -> ".join(circle))
+            upstream = self._upstream(conn)
+            for d in reg.devices:
+                if d.depends_on is None or before.get(d.name, _NONE) == d.depends_on:
+                    continue  # only a new or changed dependency is checked: one kept from before stays
+                circle = circle_through(upstream, d.name)
+                if circle:
+                    raise Refused(422, "invalid", "depends_on goes round in a circle with other agents' "
+                                  "devices: " + " -> ".join(circle))
         with self._lock:
             self._owner.update(dict.fromkeys(names, reg.agent))
         return {"registered": len(rows), "retired": int(retired or 0)}
+
+    @staticmethod
+    def _upstream(conn: Connection) -> dict[str, str | None]:
+        """Every active device's upstream (``depends_on``)."""
+        return {r.name: r.depends_on for r in conn.execute(select(Device.name, Device.depends_on)
+                                                           .where(Device.active.is_(True)))}
 
     @staticmethod
     def _foreign_rows(conn: Connection, agent: str, names: list[str]) -> dict[str, str]:

@@ -75,7 +75,7 @@ _SECRET_WORDS = ("password", "passwd", "passphrase", "pwd", "secret", "token", "
 def _secret_key(key: object) -> bool:
     name = "".join(c for c in str(key).lower() if c.isalnum())
     # a credential's name (``credential_name``: which entry of the secrets file) is no credential
-    return not name.endswith("name") and any(w in name for w in _SECRET_WORDS)
+    return name != "credentialname" and any(w in name for w in _SECRET_WORDS)
 
 
 _EDGE = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -99,7 +99,7 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("an ISO 8601 time with an offset is expected, e.g. 2026-11-25T08:00:00+08:00")
 
 
-_ISO_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+_ISO_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
 SampleValue = Annotated[float, BeforeValidator(_a_number), Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 WireTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 

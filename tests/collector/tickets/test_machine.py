@@ -193,6 +193,12 @@ def test_auto_close_two_weeks_after_the_solution_without_feedback() -> None:
     resolved = m.solution(answered, at=again, actor="li", note="night backup moved to 02:00").ticket
     assert not m.auto_close_due(resolved, again + timedelta(days=14) - timedelta(seconds=1))
     assert m.auto_close(resolved, now=again + timedelta(days=20)).ticket.closed_at == again + timedelta(days=14)
+    # a feedback and the next solution at the same moment (times are never earlier than the ticket's last):
+    # the order of the events decides
+    same = solved + timedelta(days=11)
+    told = m.feedback(t, at=same, actor="client", note="still slow").ticket
+    told = m.solution(told, at=same, actor="li", note="moved the backup").ticket
+    assert told.auto_close_from == same
     # only restored tickets close by themselves
     assert not m.auto_close_due(in_state(S.ACCEPTED), T0 + timedelta(days=60))
 

@@ -21,7 +21,7 @@ from weibao.core.wire import CLOCK_WARN_S
 def hostport(text: str) -> tuple[str, int]:
     """argparse type for HOST:PORT (an empty host means every address)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an empty host means every address
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -113,13 +114,17 @@ Agent = Annotated[Principal, Depends(require(Role.AGENT))]
 Anyone = Annotated[Principal, Depends(authenticate)]
 
 
+# ``\u0000`` in JSON text: the escape itself, not an escaped backslash followed by "u0000" (``\\u0000``)
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
 async def read_body(request: Request, limit: int, *, nul_ok: bool = False) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
     Content-Length before reading anything, else while counting the streamed chunks; refused with 422 when
     it carries a NUL (raw or, in JSON, ``\\u0000``) unless ``nul_ok``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise Refused(400, "bad_request", "Content-Length is not a number")
         if int(declared) > limit:
             raise Refused(413, "too_large", f"body of {declared} bytes exceeds {limit}")
@@ -134,6 +139,6 @@ async def read_body(request: Request, limit: int, *, nul_ok: bool = False) -> by
     except ClientDisconnect as exc:  # gone (or closed by the body timeout): nobody reads the answer
         raise Refused(400, "disconnected", "the connection closed before the body was complete") from exc
     body = b"".join(chunks)
-    if not nul_ok and (b"\x00" in body or b"\\u0000" in body):
+    if not nul_ok and (b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body))):
         raise Refused(422, "invalid", "the body contains NUL (U+0000), which no text may hold")
     return body

@@ -250,7 +250,8 @@ def solution(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
 
 
 def feedback(ticket: Ticket, *, at: datetime, actor: str, note: str) -> Change:
-    """The client's answer to a solution (not solved yet, a question): the two weeks count again from here."""
+    """The client's answer to a solution (not solved yet, a question): the ticket no longer closes by itself
+    until the next solution, whose two weeks count afresh."""
     if ticket.solution_at is None:
         raise IllegalTransition(ticket.id, ticket.state, Action.FEEDBACK, "no solution was handed over yet")
     _need_note(ticket, Action.FEEDBACK, note, "the client's words")

@@ -213,10 +213,13 @@ class Ticket:
         (or the client's confirmation) instead of closing by itself (contract.md, "Closing")."""
         if self.solution_at is None:
             return None
-        base = self.solution_at
-        if any(e.kind is Action.FEEDBACK and e.at >= base for e in self.events):
-            return None
-        return base
+        # by the events' order, not their times: a feedback and the next solution may carry the same time
+        for e in reversed(self.events):
+            if e.kind is Action.SOLUTION:
+                return self.solution_at
+            if e.kind is Action.FEEDBACK:
+                return None
+        return self.solution_at
 
 
 def level_is_higher(new: int, old: int) -> bool:

@@ -59,7 +59,7 @@ def filters(request: Request) -> dict[str, Any]:
     if level and level not in {str(n) for n in LEVELS}:
         raise Denied(422, "level: 1, 2 or 3")
     page_no = q.get("page") or "1"
-    if not page_no.isdigit() or not 1 <= int(page_no) <= 10_000:
+    if not (page_no.isascii() and page_no.isdigit() and len(page_no) <= 6) or not 1 <= int(page_no) <= 10_000:
         raise Denied(422, "page: a number from 1")
     start = _day(q["from"], "from") if q.get("from") else None
     end = _day(q["to"], "to") if q.get("to") else None

@@ -88,7 +88,7 @@ async def list_tickets(request: Request, ctx: Ctx, _who: Person) -> Response:
         raise bad_field("kind", f"one of {', '.join(k.value for k in TicketKind)}")
     since = parse_time(q["since"], "since") if q.get("since") else None
     limit = q.get("limit", "500")
-    if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 6) or not 1 <= int(limit) <= 10_000:
         raise bad_field("limit", "a number from 1 to 10000")
     svc = ctx.contract
 
