@@ -83,6 +83,18 @@ CASES: dict[str, tuple[list[tuple[str, str, str]], list[tuple[Any, ...]]]] = {
         [("loss_or_latency", 3, "09:00", "09:30", "closed", []),
          ("down", 3, "09:30", "09:50", "restored", []),
          ("loss_or_latency", 2, "09:50", "10:20", "restored", [(2, "10:00")])]),
+    # down 09:00-09:20, loss until 10:05, down again 10:05-10:15, loss until 10:45: the condition holds
+    # 09:00-10:45 throughout (1 h at 10:00, never 2 h). Each stretch the node is up and still bad is a ticket
+    # of its own from the end of the outage before it, folded into the next outage's ticket at its start:
+    # the first stretch reaches level 2 at 10:00 and is folded at 10:05; the second outage's ticket is level
+    # 2 from its opening, and so is the last stretch, from 10:15
+    "down, loss, down, loss": (
+        [("09:00", "09:20", "down"), ("09:20", "10:05", "loss"), ("10:05", "10:15", "down"),
+         ("10:15", "10:45", "loss")],
+        [("down", 3, "09:00", "09:20", "restored", []),
+         ("loss_or_latency", 2, "09:20", "10:05", "closed", [(2, "10:00")]),
+         ("down", 2, "10:05", "10:15", "restored", [(2, "10:05")]),
+         ("loss_or_latency", 2, "10:15", "10:45", "restored", [(2, "10:15")])]),
 }
 
 

@@ -172,6 +172,41 @@ class FaultSync:
         end = max(down.end for down in downs if down.end is not None)
         return end if self._bad_after(ev, ep, end) else None
 
+    def _follow_outages(self, ep: Episode, ev: Evaluator, now: datetime, ticket: Ticket | None) -> Ticket | None:
+        """A loss or latency episode that runs through outages of its device, as lived: a ticket of its own
+        for each stretch it is bad while the device is up (from the end of an outage, once its samples show
+        it still bad then), folded into the next outage's ticket at that outage's start. ``ticket``: the
+        episode's newest ticket, None or folded. Returns the ticket of the stretch running now, or None
+        (the device is down, or what follows an outage is not known yet). Decided from the samples and the
+        outages' tickets, so the same whether the outages' samples came before or after these."""
+        downs = sorted(self._reach_overlapping(ev, ep, now), key=lambda d: d.start)
+        # a folded ticket's stretch ended at its fold: the next one begins after the outage that took it
+        after = ep.start if ticket is None else (ticket.restored_at or ticket.last_activity)
+        for down in downs:
+            if ticket is not None and not _folded(ticket):
+                # a stretch of its own since ticket.opened_at: a later outage of the device carries it on
+                if down.start <= ticket.opened_at or down.affected_by is not None:
+                    continue
+                into = self.ops.by_episode(down.id)
+                if into is None or into.device != ep.device:
+                    return ticket  # that outage's ticket folds it when it opens (_absorb_quality)
+                folded = self._fold(ticket, into, down.start, ev, down.start)
+                if folded is None:
+                    return ticket
+                ticket, after = folded, down.start
+            if down.end is None:
+                return None  # down now: the outage's ticket carries the fault
+            if down.end < after:
+                continue
+            if not self._bad_after(ev, ep, down.end):
+                return None  # not bad once the device was back, or not known yet
+            rule = rule_name(ep.key, self._category(ev, ep.device))
+            note = (f"still {ep.key.condition.value} after {ticket.id} was folded" if ticket is not None
+                    else f"still {ep.key.condition.value} after the device was back")
+            ticket = self.ops.open(device=ep.device, rule=rule, at=later(ticket, down.end) if ticket else down.end,
+                                   episode=ep.id, note=note)
+        return ticket if ticket is not None and not _folded(ticket) else None
+
     def _carry_quality(self, ticket: Ticket, down: Episode, ev: Evaluator, now: datetime) -> Ticket:
         """A loss or latency fault of the device that overlaps its reachability episode ``down`` is the same
         fault (a device that is down loses every probe): the ticket standing for ``down`` is at least at
@@ -218,15 +253,12 @@ class FaultSync:
                 if ticket is not None and ticket.state in ACTIVE and down is not None:
                     self._fold(ticket, down, ep.start, ev, ep.start)
                 return down
-            if ticket is None and self._began_within(ev, ep, now):
-                # it began while the device was down, and outlasted that: a fault of its own from the moment
-                # the device was back, once its samples show it still bad then
-                since = self._outlasted(ev, ep, now)
-                if since is None:
+            if (ticket is None and self._began_within(ev, ep, now)) or (ticket is not None and _folded(ticket)):
+                # it began while the device was down (or was folded into an outage) and outlasted that: a
+                # fault of its own from the moment the device was back, once its samples show it still bad
+                ticket = self._follow_outages(ep, ev, now, ticket)
+                if ticket is None:
                     return None
-                rule = rule_name(ep.key, self._category(ev, ep.device))
-                ticket = self.ops.open(device=ep.device, rule=rule, at=since, episode=ep.id,
-                                       note=f"still {cond.value} after the device was back")
         # the device's tickets that are not closed, read once for _adopt and _open (nothing is written
         # between them)
         standing: list[Ticket] | None = None
@@ -399,7 +431,7 @@ class FaultSync:
         return ticket
 
     def _fold(self, ticket: Ticket, into: Ticket, at: datetime, ev: Evaluator | None = None,
-              now: datetime | None = None) -> None:
+              now: datetime | None = None) -> Ticket | None:
         """One fault, one ticket: close ``ticket`` with a note pointing at ``into``. Given the evaluator, the
         ticket first takes the level its own episode had reached by ``now`` (the fold's moment)."""
         if ev is not None and now is not None and ticket.episode is not None:
@@ -409,7 +441,7 @@ class FaultSync:
                 ticket = self.promote(ticket, own, ev, now)
         note = f"{FOLD_NOTE} {into.id} ({into.device} {into.rule})"
         self.ops.change(ticket.id, lambda t: machine.restore(t, at=later(t, at), note=note), notify=False)
-        self.ops.change(ticket.id, lambda t: machine.close(t, at=t.last_activity, actor=SYSTEM, note=note))
+        return self.ops.change(ticket.id, lambda t: machine.close(t, at=t.last_activity, actor=SYSTEM, note=note))
 
     def promote(self, ticket: Ticket, ep: Episode, ev: Evaluator, now: datetime) -> Ticket:
         """Raise the ticket's level when a level-2 or level-1 row of its category holds (never lower it).
