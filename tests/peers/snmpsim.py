@@ -15,12 +15,12 @@ __all__ = ["device_for", "read_recording", "running_snmpsim"]
 
 
 @contextmanager
-def running_snmpsim(recordings: Mapping[str, str]) -> Iterator[SnmpSim]:
+def running_snmpsim(recordings: Mapping[str, str], *, start_timeout_s: float = 60.0) -> Iterator[SnmpSim]:
     if not data_roots():
         pytest.skip("snmpsim-data is not installed (pip install snmpsim-data)")
     # installed but failing to start is the demo's own code failing (weibao.embedded.simlab): a failure,
     # never a skip
-    sim = SnmpSim(recordings).start()
+    sim = SnmpSim(recordings, start_timeout_s=start_timeout_s).start()
     try:
         yield sim
     finally:

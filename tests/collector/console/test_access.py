@@ -134,3 +134,23 @@ def test_attempts_in_flight_count_before_their_passwords_are_checked(engine: Eng
     assert throttle.attempt(engine, "wang", "10.0.0.9", lim, t0 + 1000) == t0 + 1000 + 15 * MIN
     throttle.success(engine, "wang", "10.0.0.0", t0 + 2000)
     assert throttle.locked_until(engine, "wang", "10.0.0.9", t0 + 3000) is None  # a good login clears it
+
+
+def test_old_counts_and_dead_sessions_are_pruned(engine: Engine) -> None:
+    lim = throttle.Limits(account_failures=2, address_failures=100, window_ms=15 * MIN, lockout_ms=60 * MIN)
+    t0 = 1_800_000_000_000
+    day = 24 * 60 * MIN
+    bad(engine, "old", "10.0.0.1", lim, t0)  # a count from two days before the pruning
+    bad(engine, "locked", "10.0.0.2", lim, t0 + 2 * day - 30 * MIN)
+    bad(engine, "locked", "10.0.0.2", lim, t0 + 2 * day - 30 * MIN)  # locked until 30 min after the pruning
+    assert throttle.prune(engine, t0 + 2 * day) == 2  # "old"'s account and address rows
+    assert throttle.locked_until(engine, "locked", "10.0.0.9", t0 + 2 * day) == t0 + 2 * day + 30 * MIN
+    user = accounts.add(engine, "wang", UserRole.ENGINEER, "correct horse battery")
+    limits = sessions.Limits(idle_s=30 * 60, absolute_s=12 * 3600)
+    ancient = sessions.start(engine, user, "127.0.0.1", at_ms=t0)
+    ended = sessions.start(engine, user, "127.0.0.1", at_ms=t0 + 30 * day)
+    sessions.end(engine, ended, at_ms=t0 + 30 * day)
+    alive = sessions.start(engine, user, "127.0.0.1", at_ms=t0 + 32 * day)
+    assert sessions.prune(engine, t0 + 32 * day) == 2
+    assert sessions.resolve(engine, alive, limits, at_ms=t0 + 32 * day) is not None
+    assert sessions.resolve(engine, ancient, limits, at_ms=t0 + 32 * day) is None

@@ -17,7 +17,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from weibao.collector.access.accounts import Account, by_id
 from weibao.collector.state.models import ConsoleSession
@@ -108,3 +108,14 @@ def end_all(engine: Engine, user_id: int, *, keep: str | None = None) -> int:
         q = q.where(ConsoleSession.id_hash != _hash(keep))
     with engine.begin() as conn:
         return int(conn.execute(q.values(ended_ms=now_ms())).rowcount or 0)
+
+
+def prune(engine: Engine, at_ms: int, *, older_than_ms: int = 31 * 86_400_000) -> int:
+    """Forget sessions that cannot be alive any more: begun more than ``older_than_ms`` ago (31 days: longer
+    than the longest absolute timeout allowed), or ended a day ago. Returns how many."""
+    day = 86_400_000
+    with engine.begin() as conn:
+        gone = conn.execute(delete(ConsoleSession).where(
+            (ConsoleSession.created_ms < at_ms - older_than_ms)
+            | (ConsoleSession.ended_ms.is_not(None) & (ConsoleSession.ended_ms < at_ms - day)))).rowcount
+    return int(gone or 0)

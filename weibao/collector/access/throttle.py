@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from weibao.collector.state.models import LoginThrottle
@@ -124,3 +124,13 @@ def success(engine: Engine, name: str, address: str, at_ms: int) -> None:
         row = rows.get(addr)
         if row is not None and row.failures > 0:
             _set(conn, addr, failures=row.failures - 1)
+
+
+def prune(engine: Engine, at_ms: int, *, older_than_ms: int = 86_400_000) -> int:
+    """Forget counts that can no longer matter: no lockout in force and a window begun more than
+    ``older_than_ms`` ago (a day: longer than any window the configuration allows). Returns how many."""
+    with engine.begin() as conn:
+        gone = conn.execute(delete(LoginThrottle).where(
+            LoginThrottle.first_ms < at_ms - older_than_ms,
+            (LoginThrottle.locked_until_ms.is_(None)) | (LoginThrottle.locked_until_ms <= at_ms))).rowcount
+    return int(gone or 0)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from weibao.collector import console
+from weibao.collector.access import sessions, throttle
 from weibao.collector.config import DATA_FILES, CollectorConfig
 from weibao.collector.engine.wiring import ContractServices, build_contract
 from weibao.collector.ha.runtime import HaRuntime, writer
@@ -27,6 +28,7 @@ from weibao.collector.reports.wiring import build_reports
 from weibao.collector.state.db import create_state_engine, migrate
 from weibao.collector.storage import open_store
 from weibao.core.files import private_dir
+from weibao.core.timeutil import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ def _pruner(ctx: Context, stop: threading.Event) -> None:
         try:
             done = ctx.ingestor.prune(raw_days=r.raw_days, batch_days=r.raw_days,
                                       rollup_days={300: r.rollup_300_days, 3600: r.rollup_3600_days})
+            at = now_ms()
+            done["login_counts"] = throttle.prune(ctx.engine, at)
+            done["console_sessions"] = sessions.prune(ctx.engine, at)
             log.info("retention: removed %s", done)
         except Exception:  # the next round tries again; ingest must not stop over this
             log.exception("retention round failed")
