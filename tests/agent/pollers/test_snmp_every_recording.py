@@ -1,15 +1,19 @@
-"""Every recording snmpsim-data ships (UPS, cameras, storage, servers, switches, routers, wireless
-controllers, appliances: 116 devices of many makers), polled twice by the SNMP poller: each one answers,
+"""The recordings snmpsim-data ships (UPS, cameras, storage, servers, switches, routers, wireless
+controllers, appliances, of many makers), polled twice by the SNMP poller: each one answers,
 nothing crashes or times out, and every reading is one the collector takes (finite, within the wire's
 bounds, percentages between 0 and 100, counters' rates never negative, label values printable).
 
 Devices without the standard MIBs (a camera that speaks only its maker's MIB) give only ``snmp.up``: that
 is what weibao knows of them, and no error.
+
+By default the recordings below 1.5 MB as shipped (about 100 of 116: snmpsim indexes the 15 largest, of up
+to 1.7 million OIDs, for minutes); ``WEIBAO_EVERY_RECORDING=1`` takes every one (about 5 minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,12 +29,16 @@ from weibao.embedded.simlab import SnmpSim, data_roots
 pytestmark = pytest.mark.timeout(900)
 
 
+LARGE = 1_500_000  # bytes as shipped (compressed or not)
+
+
 def every_recording() -> dict[str, str]:
-    roots = data_roots()
+    every = os.environ.get("WEIBAO_EVERY_RECORDING") == "1"
     found: dict[str, str] = {}
-    for root in roots[-1:]:
+    for root in data_roots()[-1:]:
         for path in sorted(Path(root).rglob("*.snmprec*")):
-            found[f"rec{len(found)}"] = str(path.relative_to(root)).split(".snmprec")[0]
+            if every or path.stat().st_size < LARGE:
+                found[f"rec{len(found)}"] = str(path.relative_to(root)).split(".snmprec")[0]
     return found
 
 
@@ -56,7 +64,7 @@ def polled() -> Iterator[tuple[SnmpSim, list[PollResult], list[PollResult]]]:
 
 
 def test_snmpsim_data_ships_many_recordings() -> None:
-    assert len(RECORDINGS) >= 100, len(RECORDINGS)
+    assert len(RECORDINGS) >= 90, len(RECORDINGS)
 
 
 def test_every_recording_answers_without_an_error(polled: tuple[SnmpSim, list[PollResult], list[PollResult]]) -> None:
