@@ -221,3 +221,25 @@ def test_a_circle_through_another_agents_devices_is_refused(collector: Collector
     assert http.put("/api/v1/inventory", json=registration()).status_code == 200
     assert site_c.put("/api/v1/inventory", json={"site": "lab", "agent": "site-c", "devices": []}).status_code == 200
     site_c.close()
+
+
+def test_a_chain_deeper_than_the_bound_is_refused(collector: CollectorPeer) -> None:
+    # each device behind the one before: 16 upstreams above the last is the most a registration may make
+    client = collector.client(collector.token("site-chain"))
+
+    def chain(n: int) -> dict[str, Any]:
+        return {"site": "lab", "agent": "site-chain", "devices": [
+            {"name": f"ch-{i}", "address": "127.0.0.1", "kind": "switch", "category": "backbone",
+             "depends_on": f"ch-{i - 1}" if i else None} for i in range(n)]}
+
+    assert client.put("/api/v1/inventory", json=chain(17)).status_code == 200  # ch-16 has 16 above it
+    r = client.put("/api/v1/inventory", json=chain(18))
+    assert r.status_code == 422 and "ch-17 would sit 17 devices deep" in r.text, r.text
+    # what an agent sees of the devices: its own only; another site's series is refused
+    names = {d["name"] for d in client.get("/api/v1/devices").json()["devices"]}
+    assert names == {f"ch-{i}" for i in range(17)}
+    assert client.get("/api/v1/series", params={"device": "core-sw-1", "metric": "up"}).status_code == 403
+    assert client.get("/api/v1/series", params={"device": "ch-3", "metric": "up"}).status_code == 200
+    empty = {"site": "lab", "agent": "site-chain", "devices": []}
+    assert client.put("/api/v1/inventory", json=empty).status_code == 200
+    client.close()

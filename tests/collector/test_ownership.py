@@ -103,7 +103,8 @@ def test_an_admin_moves_a_device_and_the_old_owner_loses_it(peer: CollectorPeer,
     assert "belong to agent(s) site-b" in refused.json()["error"]
     assert two.put("/api/v1/inventory", json=hijack()).status_code == 200
     assert two.post("/api/v1/ingest", json=batch(A2, "own-sw-1")).status_code == 200
-    now = listed(one)["own-sw-1"]
+    now = listed(two)["own-sw-1"]
+    assert "own-sw-1" not in listed(one)  # an agent lists the devices it registered only
     assert (now["agent"], now["site"], now["kind"], now["active"]) == (A2, "elsewhere", "router", True)
     # recorded with who did it, and logged by the collector that noticed
     conn = sqlite3.connect(f"file:{state_path(peer)}?mode=ro", uri=True, timeout=10)

@@ -161,7 +161,7 @@ def test_inventory_answers_2xx_or_4xx_and_a_refusal_changes_nothing(
     r = (other if as_other else agent).put("/api/v1/inventory", content=json.dumps(doc).encode())
     _holds(peer, r, before)
     # whatever was registered, the other agent's device is still its own
-    owners = {d["name"]: d["agent"] for d in agent.get("/api/v1/devices").json()["devices"]}
+    owners = {d["name"]: d["agent"] for d in other.get("/api/v1/devices").json()["devices"]}
     assert owners.get("q-sw-1") == OTHER
 
 

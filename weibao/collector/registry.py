@@ -53,10 +53,35 @@ class Move:
 _NONE = object()  # a device not registered before (its dependency is new)
 
 
+# how many upstreams one device may have above it (its upstream, that one's, ...): a network has a few
+# tiers; a bound keeps what the engine does for one device going down (whose fault is it?) bounded
+MAX_CHAIN = 16
+
+
+def chain_depths(upstream: dict[str, str | None]) -> dict[str, int]:
+    """How many upstreams each device has above it (0 for none; a circle counts once round). Linear."""
+    depth: dict[str, int] = {}
+    for start in upstream:
+        path: list[str] = []
+        on_path: set[str] = set()
+        d: str | None = start
+        while d is not None and d in upstream and d not in depth and d not in on_path:
+            path.append(d)
+            on_path.add(d)
+            d = upstream[d]
+        # the last device walked: none above it, a known one, or one not registered (yet) or closing a circle
+        level = 0 if d is None else depth[d] + 1 if d in depth else 1
+        for name in reversed(path):
+            depth[name] = level
+            level += 1
+    return depth
+
+
 def circle_through(upstream: dict[str, str | None], device: str) -> list[str] | None:
     """The circle of ``depends_on`` that leads from ``device`` back to it (``a -> b -> a``), or None."""
     path, d = [device], upstream.get(device)
-    while d is not None and len(path) <= len(upstream):
+    # a longer circle is a chain deeper than MAX_CHAIN, refused as such before this is asked
+    while d is not None and len(path) <= min(len(upstream), MAX_CHAIN + 1):
         path.append(d)
         if d == device:
             return path
@@ -171,6 +196,13 @@ class Registry:
                                    .values(active=False, updated_ms=now)).rowcount
             # the registration itself has no circle (its model checks); with other agents' devices it may
             upstream = self._upstream(conn)
+            deep = chain_depths(upstream)
+            deepest = max(deep, key=lambda n: deep[n], default=None)
+            if deepest is not None and deep[deepest] > MAX_CHAIN \
+                    and deep[deepest] > max(chain_depths(before).values(), default=0):
+                raise Refused(422, "invalid", f"{deepest} would sit {deep[deepest]} devices deep behind "
+                              f"depends_on: at most {MAX_CHAIN} (core, distribution, access... a real network "
+                              "is a few levels deep)")
             for d in reg.devices:
                 if d.depends_on is None or before.get(d.name, _NONE) == d.depends_on:
                     continue  # only a new or changed dependency is checked: one kept from before stays

@@ -115,6 +115,8 @@ def test_maintenance_window_added_listed_and_cancelled(site: Site) -> None:
     assert w["devices"] == ["srv-1", "ups-1"] and w["start"] == "2030-01-01T22:00:00+08:00"
     r = c.post(f"/maintenance/{w['id']}/cancel", data={"csrf": csrf_of(page.text)})
     assert r.status_code == 200
+    for beyond in ("9" * 30, str(2**63), str(-(2**63) - 1), "0"):  # no window, and none could have such an id
+        assert c.post(f"/maintenance/{beyond}/cancel", data={"csrf": csrf_of(page.text)}).status_code == 404
     with site.api() as api:
         assert not [w for w in api.get("/api/v1/maintenance").json()["windows"] if w["reason"] == "UPS swap"]
     c.close()

@@ -50,6 +50,10 @@ def test_the_client_may_not_set_a_level_and_an_engineer_may(site: Site) -> None:
     assert r.status_code == 403
     e, csrf_e = _form(site, "wang")
     assert "<select name=\"level\">" in e.get("/tickets/new").text
+    for odd in ("١", "01", "4"):  # a digit of another script, a leading zero, no such level
+        r = e.post("/tickets/new", data={"csrf": csrf_e, "kind": "fault", "summary": "x", "level": odd},
+                   follow_redirects=False)
+        assert r.status_code == 422, (odd, r.status_code)
     r = e.post("/tickets/new", data={"csrf": csrf_e, "kind": "fault", "summary": "全楼断网", "level": "1"},
                follow_redirects=False)
     assert r.status_code == 303, r.text

@@ -190,6 +190,8 @@ def test_maintenance_windows_through_the_cli(t0: datetime, peer: CollectorPeer, 
                                                      "end": (start + timedelta(hours=1)).isoformat()})
     # planned ahead of its registration: taken, and the answer names what no agent registered yet
     assert unknown.status_code == 201 and unknown.json()["unregistered"] == ["no-such-sw"], unknown.text
+    # answers carrying the client's data are kept by no cache on the way
+    assert eng.get("/api/v1/tickets").headers["cache-control"] == "no-store"
     for limit in ("²", "٣", "9" * 40, "0"):  # digits of other scripts, too many, too few
         assert eng.get("/api/v1/tickets", params={"limit": limit}).status_code == 422, limit
 

@@ -32,9 +32,15 @@ def context(request: Request) -> Context:
     return ctx
 
 
+# the client's data is kept by no cache on the way (a proxy, the browser's disk)
+NO_STORE = {"Cache-Control": "no-store"}
+# an HTML report shown in a browser: its own inline styles and images, never a script, nothing fetched
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; sandbox"
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status_code=status,
-                    media_type="application/json", headers=headers)
+                    media_type="application/json", headers={**NO_STORE, **(headers or {})})
 
 
 def refused_response(exc: Refused) -> Response:

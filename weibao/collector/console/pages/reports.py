@@ -15,10 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from weibao.collector.console.render import page
 from weibao.collector.console.reportfiles import list_reports, open_report
 from weibao.collector.console.web import SECURITY_HEADERS, Denied, Reader
-from weibao.collector.http.deps import context
+from weibao.collector.http.deps import REPORT_CSP, context
 
 router = APIRouter()
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; sandbox"
 
 
 @router.get("/reports")

@@ -120,6 +120,8 @@ async def open_request(request: Request, who: Reader) -> Response:
     values = {k: str(data.get(k) or "").strip() for k in ("kind", "summary", "note", "device", "level")}
     ctx = context(request)
     try:
+        if values["level"] not in ("", *(str(n) for n in LEVELS)):  # int() would take "١" or " 1"
+            raise ValueError("level: 1, 2 or 3")
         level = int(values["level"] or "3")
         body = RequestBody(kind=TicketKind(values["kind"] or "fault"), summary=values["summary"],
                            note=values["note"], device=values["device"], level=level)

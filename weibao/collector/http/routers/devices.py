@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from weibao.collector import rollup
+from weibao.collector.auth import Role
+from weibao.collector.errors import Refused
 from weibao.collector.http.deps import Anyone, Ctx, json_response
 from weibao.collector.validate import bad_field, parse_time
 from weibao.core.timeutil import from_ms, to_ms
@@ -17,15 +19,20 @@ router = APIRouter()
 
 
 @router.get("/api/v1/devices")
-async def devices(ctx: Ctx, _who: Anyone) -> Response:
-    return json_response({"devices": await run_in_threadpool(ctx.registry.states)})
+async def devices(ctx: Ctx, who: Anyone) -> Response:
+    found = await run_in_threadpool(ctx.registry.states)
+    if who.role is Role.AGENT:  # an agent sees the devices it registered, not the other sites'
+        found = [d for d in found if d.get("agent") == who.name]
+    return json_response({"devices": found})
 
 
 @router.get("/api/v1/series")
-async def series(ctx: Ctx, _who: Anyone, device: str, metric: str, step: int = 300,
+async def series(ctx: Ctx, who: Anyone, device: str, metric: str, step: int = 300,
                  label: Annotated[list[str] | None, Query()] = None,
                  start: Annotated[str | None, Query(alias="from")] = None,
                  to: Annotated[str | None, Query()] = None) -> Response:
+    if who.role is Role.AGENT and (await run_in_threadpool(ctx.registry.owners, [device])).get(device) != who.name:
+        raise Refused(403, "forbidden", f"device {device!r} is not one this agent registered")
     if step not in rollup.RESOLUTIONS:
         raise bad_field("step", "step must be 300 or 3600")
     end = parse_time(to, "to") if to is not None else datetime.now(UTC)

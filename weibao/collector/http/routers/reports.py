@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from weibao.collector.contract.calendar import local
 from weibao.collector.errors import Refused
-from weibao.collector.http.deps import Ctx, Engineer, json_response, read_body
+from weibao.collector.http.deps import NO_STORE, REPORT_CSP, Ctx, Engineer, json_response, read_body
 from weibao.collector.reports.build import UnknownTicket
 from weibao.collector.reports.periods import Kind, PeriodError, parse_period
 from weibao.collector.reports.service import DAILY_FORMATS, FORMATS, MEDIA_TYPES, ReportService
@@ -114,8 +114,11 @@ async def get_report(request: Request, ctx: Ctx, _who: Engineer, kind: str) -> R
     name = (f"archive-{doc['period']['key']}.zip" if fmt == "zip"
             else next(f.path.name for f in saved.files if f.format == fmt))
     disposition = "inline" if fmt == "html" else "attachment"
-    return Response(rendered[fmt], media_type=MEDIA_TYPES[fmt],
-                    headers={"Content-Disposition": f'{disposition}; filename="{name}"'})
+    headers = {**NO_STORE, "Content-Disposition": f'{disposition}; filename="{name}"',
+               "X-Content-Type-Options": "nosniff"}
+    if fmt == "html":  # shown as the console shows it: its own styles, never a script
+        headers["Content-Security-Policy"] = REPORT_CSP
+    return Response(rendered[fmt], media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 async def _put_notes(request: Request, ctx: Ctx, who: str, kind: str, key: str,
