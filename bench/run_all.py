@@ -57,6 +57,8 @@ BENCHES = (
     Bench("contract", "contract engine: rule evaluation and fault detection latency",
           ("--devices", "5000", "--rounds", "5", "--trials", "2"),
           ("--devices", "1000", "--rounds", "3", "--trials", "1"), 300),
+    Bench("chain", "contract engine: devices going down flat vs as chains of the deepest depends_on allowed",
+          ("--chains", "12", "--rounds", "3"), ("--chains", "6", "--rounds", "2"), 300),
     Bench("console", "web console: overview, ticket list, device page with 1,000 devices and 10,000 tickets",
           ("--devices", "1000", "--tickets", "10000", "--requests", "25"),
           ("--devices", "300", "--tickets", "3000", "--requests", "10"), 300),
